@@ -1,0 +1,1 @@
+"""Shared code of the Goal Conversions API functions: models, repository, auth and HTTP."""

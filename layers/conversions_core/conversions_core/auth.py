@@ -1,0 +1,58 @@
+"""API keys (looked up by SHA-256 hash) and the per-key rate limit."""
+
+from __future__ import annotations
+
+import hashlib
+
+from conversions_core.errors import Problem, RateLimitedError, UnauthorizedError
+from conversions_core.models import User
+from conversions_core.repository import RateLimitCounter, Repository
+
+
+def hash_api_key(api_key: str) -> str:
+    """SHA-256 hex digest: keys are long random secrets, so a fast unsalted hash is enough and
+    lets the lookup be a GetItem on the hash (no key comparison, hence no timing leak)."""
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def bearer_key(authorization: str | None) -> str | None:
+    """The key of an 'Authorization: Bearer <key>' header, or None."""
+    if not authorization:
+        return None
+    scheme, _, key = authorization.strip().partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key or any(c.isspace() for c in key):
+        return None
+    return key
+
+
+class Gate:
+    """Authenticates a request's API key and counts it against the key's rate limit."""
+
+    def __init__(self, repository: Repository, counter: RateLimitCounter, default_limit: int):
+        self._repository = repository
+        self._counter = counter
+        self._default_limit = default_limit
+
+    def authenticate(self, authorization: str | None) -> User:
+        key = bearer_key(authorization)
+        if key is None:
+            raise UnauthorizedError()
+        user = self._repository.find_user_by_key_hash(hash_api_key(key))
+        if user is None or user.status != "active":
+            raise UnauthorizedError()
+        return user
+
+    def count_request(self, user: User) -> dict[str, str]:
+        """The X-RateLimit headers for this request; RateLimitedError past the limit."""
+        limit = self._default_limit if user.rate_limit_per_minute is None else user.rate_limit_per_minute
+        if limit == 0:
+            return {}
+        used, reset = self._counter.hit(user.api_key_hash)
+        headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(0, limit - used))}
+        if used > limit:
+            raise RateLimitedError(
+                Problem(f"Rate limit of {limit} requests a minute exceeded; retry in {reset} s"),
+                headers={**headers, "X-RateLimit-Reset": str(reset), "Retry-After": str(reset)},
+            )
+        return headers

@@ -1,0 +1,114 @@
+"""Request bodies: multipart/form-data, urlencoded or JSON, turned into one JSON object.
+
+API Gateway hands multipart bodies over base64-encoded; Powertools' validation then reads the
+normalised JSON, so every route sees the same field names and values whatever the client sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from conversions_core.errors import ApiError, Problem, UnsupportedMediaTypeError, invalid
+
+MAX_BODY_BYTES = 1_048_576
+SUPPORTED = ("multipart/form-data", "application/x-www-form-urlencoded", "application/json")
+
+
+class PayloadTooLargeError(ApiError):
+    status = 413
+
+
+def parse_body(content_type: str | None, body: str | None, is_base64: bool) -> dict[str, Any]:
+    """The body's fields as a dict; raises the contract's 400/413/415 for what it cannot read."""
+    raw = _raw_bytes(body, is_base64)
+    media_type, params = _media_type(content_type)
+    if not raw.strip() and media_type in ("", *SUPPORTED):
+        return {}
+    if media_type not in SUPPORTED:
+        raise UnsupportedMediaTypeError(Problem("Content-Type must be one of " + ", ".join(SUPPORTED)))
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(Problem("The body must be at most 1 MB"))
+    if media_type == "multipart/form-data":
+        return _multipart(raw, params.get("boundary"))
+    text = _text(raw)
+    if media_type == "application/json":
+        return _json_object(text)
+    return _unique_fields(parse_qsl(text, keep_blank_values=True))
+
+
+def _raw_bytes(body: str | None, is_base64: bool) -> bytes:
+    if not body:
+        return b""
+    if not is_base64:
+        return body.encode("utf-8", "surrogateescape")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(None, "The body is not valid base64") from None
+
+
+def _media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
+    if not content_type:
+        return "", {}
+    media_type, *rest = content_type.split(";")
+    params = {}
+    for part in rest:
+        name, _, value = part.partition("=")
+        params[name.strip().lower()] = value.strip().strip('"')
+    return media_type.strip().lower(), params
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid(None, "The body must be UTF-8 text") from None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise invalid(None, "The body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise invalid(None, "The JSON body must be an object")
+    return value
+
+
+def _unique_fields(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise invalid(name, f"{name} was sent more than once")
+        fields[name] = value
+    return fields
+
+
+def _multipart(raw: bytes, boundary: str | None) -> dict[str, Any]:
+    if not boundary:
+        raise invalid(None, "A multipart/form-data body needs a boundary in its Content-Type")
+    delimiter = b"--" + boundary.encode("latin-1", "replace")
+    sections = raw.split(delimiter)
+    if len(sections) < 3 or not sections[-1].startswith(b"--"):
+        raise invalid(None, "The multipart/form-data body is malformed")
+    pairs = []
+    for section in sections[1:-1]:
+        head, separator, value = section.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        name = _disposition_name(_text(head)) if separator else None
+        if name is None:
+            raise invalid(None, "The multipart/form-data body is malformed")
+        pairs.append((name, _text(value.removesuffix(b"\r\n"))))
+    return _unique_fields(pairs)
+
+
+def _disposition_name(head: str) -> str | None:
+    for line in head.split("\r\n"):
+        header, _, value = line.partition(":")
+        if header.strip().lower() == "content-disposition":
+            _, params = _media_type(value)
+            return params.get("name")
+    return None

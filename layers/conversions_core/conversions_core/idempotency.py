@@ -1,0 +1,84 @@
+"""Idempotent creates with Powertools' idempotency utility (records in their own TTL'd table)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
+
+from conversions_core.errors import ConflictError, Problem, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from conversions_core.wiring import Services
+
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+RECORD_LIFETIME_SECONDS = 24 * 3600
+
+
+class OnceOnly:
+    """Runs a create at most once per (user, Idempotency-Key); a retry gets the first result.
+
+    The same key with a different body is a 409, as is a retry while the first is in flight.
+    Powertools is imported on first use so that requests without the header don't pay for it.
+    """
+
+    def __init__(self, services: Services):
+        self._services = services
+        self._context: Any = None
+        self._once: Callable[..., Any] | None = None
+        self._config: Any = None
+
+    def register_lambda_context(self, context: Any) -> None:
+        self._context = context
+
+    def run(
+        self, create: Callable[[dict[str, Any]], dict[str, Any]], user_id: int, key: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyPersistenceLayerError,
+            IdempotencyValidationError,
+        )
+
+        once = self._build(create)
+        if self._context is not None and hasattr(self._context, "get_remaining_time_in_millis"):
+            self._config.register_lambda_context(self._context)
+        try:
+            return once(request={"user_id": user_id, "key": key, "fields": fields})
+        except IdempotencyAlreadyInProgressError:
+            raise ConflictError(
+                Problem("A request with this Idempotency-Key is still in progress; retry shortly", "Idempotency-Key"),
+                headers={"Retry-After": "1"},
+            ) from None
+        except IdempotencyValidationError:
+            raise ConflictError(
+                Problem("This Idempotency-Key was already used with a different body", "Idempotency-Key")
+            ) from None
+        except IdempotencyPersistenceLayerError:
+            raise ServiceUnavailableError(Problem("The service is busy; retry shortly"), headers={"Retry-After": "1"}) from None
+
+    def _build(self, create: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., Any]:
+        if self._once is not None:
+            return self._once
+        from aws_lambda_powertools.utilities.idempotency import (
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+            idempotent_function,
+        )
+
+        persistence = DynamoDBPersistenceLayer(
+            table_name=self._services.settings.idempotency_table_name, boto3_client=self._services.client
+        )
+        self._config = IdempotencyConfig(
+            event_key_jmespath="[user_id, key]",
+            payload_validation_jmespath="fields",
+            expires_after_seconds=RECORD_LIFETIME_SECONDS,
+        )
+
+        @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=self._config)
+        def once(request: dict[str, Any]) -> dict[str, Any]:
+            return create(request["fields"])
+
+        self._once = once
+        return once

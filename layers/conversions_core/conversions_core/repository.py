@@ -1,0 +1,581 @@
+"""The DynamoDB repository: the only module that knows key formats, indexes and expressions.
+
+Data table (`pk`, `sk`; indexes `ByUser` on `user_pk`+`sk` and `ByGoal` on `goal_pk`+`sk`):
+
+| item                | pk                          | sk                       | extra keys        |
+|---------------------|-----------------------------|--------------------------|-------------------|
+| user                | USER#<user_id>              | USER                     |                   |
+| API key (by hash)   | APIKEY#<sha256 hex>         | APIKEY                   |                   |
+| website/goal/...    | WEBSITE#<id>, GOAL#<id>, .. | WEBSITE, GOAL, ...       |                   |
+| conversion          | WEBSITE#<id>#CONVERSIONS    | <datetime>#<id:020>      | user_pk, goal_pk  |
+| conversion by id    | CONVERSION#<id>             | CONVERSION               |                   |
+| day count           | COUNT#<scope>#<id>          | DAY#<YYYY-MM-DD>         |                   |
+| id sequence         | SEQUENCE#CONVERSION         | SEQUENCE                 |                   |
+
+The sort key `<datetime>#<id>` orders by datetime then id, which is also id order because ids
+are allocated together with a never-decreasing datetime (see `_allocate_id`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from conversions_core.errors import (
+    ConflictError,
+    Problem,
+    ServiceUnavailableError,
+    invalid,
+    invalid_many,
+    not_found,
+    not_found_many,
+)
+from conversions_core.models import REFERENCE_FIELDS, Conversion, ListRequest, Page, User, format_datetime
+
+USER_INDEX = "ByUser"
+GOAL_INDEX = "ByGoal"
+_LOWEST_SORT_KEY = "0000-00-00 00:00:00#"
+_HIGHEST_SORT_KEY = "9999-12-31 23:59:59#~"
+_SEQUENCE_KEY = {"pk": "SEQUENCE#CONVERSION", "sk": "SEQUENCE"}
+_ENTITY_KINDS = ("WEBSITE", "GOAL", "VISITOR", "SESSION", "EVENT")
+_UNAVAILABLE_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+}
+_WRITE_ATTEMPTS = 5
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+
+
+def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    plain = {k: _deserializer.deserialize(v) for k, v in item.items()}
+    return {k: int(v) if isinstance(v, Decimal) else v for k, v in plain.items()}
+
+
+def entity_key(kind: str, entity_id: int) -> dict[str, str]:
+    return {"pk": f"{kind}#{entity_id}", "sk": kind}
+
+
+def _api_key_key(key_hash: str) -> dict[str, str]:
+    return {"pk": f"APIKEY#{key_hash}", "sk": "APIKEY"}
+
+
+def _by_id_key(conversion_id: int) -> dict[str, str]:
+    return entity_key("CONVERSION", conversion_id)
+
+
+def _sort_key(when: str, conversion_id: int) -> str:
+    return f"{when}#{conversion_id:020d}"
+
+
+def _day_sort_key(day: str) -> str:
+    return f"DAY#{day}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A partition of conversions a listing reads: a user's, a website's or a goal's."""
+
+    kind: str  # USER, WEBSITE or GOAL
+    scope_id: int
+
+    @property
+    def index(self) -> str | None:
+        return {"USER": USER_INDEX, "GOAL": GOAL_INDEX}.get(self.kind)
+
+    @property
+    def key_attribute(self) -> str:
+        return {"USER": "user_pk", "GOAL": "goal_pk"}.get(self.kind, "pk")
+
+    @property
+    def partition(self) -> str:
+        return f"{self.kind}#{self.scope_id}#CONVERSIONS"
+
+    @property
+    def count_partition(self) -> str:
+        return f"COUNT#{self.kind}#{self.scope_id}"
+
+
+def _scopes_of(conversion: Conversion) -> list[Scope]:
+    return [
+        Scope("USER", conversion.user_id),
+        Scope("WEBSITE", conversion.website_id),
+        Scope("GOAL", conversion.goal_id),
+    ]
+
+
+def _conversion_fields(conversion: Conversion) -> dict[str, Any]:
+    return conversion.model_dump()
+
+
+def _conversion_from_item(item: dict[str, Any]) -> Conversion:
+    return Conversion.model_validate({name: item.get(name) for name in Conversion.model_fields})
+
+
+def _sort_bounds(start: datetime | None, end: datetime | None) -> tuple[str, str]:
+    low = f"{format_datetime(start)}#" if start else _LOWEST_SORT_KEY
+    high = f"{format_datetime(end)}#~" if end else _HIGHEST_SORT_KEY
+    return low, high
+
+
+class Repository:
+    """Reads and writes users, websites, goals, tracking entities and conversions."""
+
+    def __init__(self, client: Any, table_name: str, clock: Callable[[], datetime] | None = None):
+        self._client = client
+        self._table = table_name
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+
+    # -- low level ---------------------------------------------------------------------------
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Run one DynamoDB call; throttling and server faults that outlast retries become 503."""
+        try:
+            return getattr(self._client, operation)(**kwargs)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _UNAVAILABLE_CODES:
+                raise ServiceUnavailableError(
+                    Problem("The database is busy; retry shortly"), headers={"Retry-After": "1"}
+                ) from error
+            raise
+
+    def _get(self, key: dict[str, str], consistent: bool = True) -> dict[str, Any] | None:
+        response = self._call("get_item", TableName=self._table, Key=_to_dynamo(key), ConsistentRead=consistent)
+        return _from_dynamo(response["Item"]) if "Item" in response else None
+
+    def _batch_get(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+        if not keys:
+            return []
+        request = {self._table: {"Keys": [_to_dynamo(k) for k in keys], "ConsistentRead": True}}
+        found: list[dict[str, Any]] = []
+        while request:
+            response = self._call("batch_get_item", RequestItems=request)
+            found += [_from_dynamo(i) for i in response["Responses"].get(self._table, [])]
+            request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Pages of a Query, following LastEvaluatedKey."""
+        while True:
+            response = self._call("query", TableName=self._table, **kwargs)
+            yield response
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _transact(self, operations: list[dict[str, Any]]) -> None:
+        for operation in operations:
+            body = next(iter(operation.values()))
+            body["TableName"] = self._table
+        self._call("transact_write_items", TransactItems=operations)
+
+    # -- users and keys ----------------------------------------------------------------------
+
+    def find_user_by_key_hash(self, key_hash: str) -> User | None:
+        """The user owning the API key with this SHA-256 hash, or None."""
+        key_item = self._get(_api_key_key(key_hash), consistent=False)
+        if key_item is None:
+            return None
+        user = self._get(entity_key("USER", key_item["user_id"]), consistent=False)
+        if user is None:
+            return None
+        return User(user["user_id"], user["status"], user.get("rate_limit_per_minute"), key_hash)
+
+    # -- owned entities ----------------------------------------------------------------------
+
+    def get_entity(self, kind: str, entity_id: int) -> dict[str, Any] | None:
+        """A website, goal, visitor, session or event item by id, or None."""
+        return self._get(entity_key(kind, entity_id))
+
+    def _owned(self, user: User, kind: str, entity_id: int) -> dict[str, Any] | None:
+        item = self.get_entity(kind, entity_id)
+        return item if item is not None and item.get("user_id") == user.user_id else None
+
+    def _owned_goal(self, user: User, goal_id: int) -> dict[str, Any]:
+        goal = self._owned(user, "GOAL", goal_id)
+        if goal is None:
+            raise not_found("Goal", "goal_id")
+        return goal
+
+    def _check_references(self, website: dict[str, Any], refs: dict[str, int | None]) -> None:
+        """The contract's rules for visitor/session/event ids on a conversion of `website`."""
+        given = {name: value for name, value in refs.items() if value is not None}
+        if given and website["tracking_mode"] != "normal":
+            raise invalid_many(
+                (name, f"{name} is only accepted when the goal's website has tracking_mode normal")
+                for name in given
+            )
+        kinds = {"visitor_id": "VISITOR", "session_id": "SESSION", "event_id": "EVENT"}
+        found = {
+            (item["pk"].split("#")[0]): item
+            for item in self._batch_get([entity_key(kinds[name], value) for name, value in given.items()])
+        }
+        missing = [
+            name
+            for name in given
+            if kinds[name] not in found or found[kinds[name]]["website_id"] != website["website_id"]
+        ]
+        if missing:
+            labels = {"visitor_id": "Visitor", "session_id": "Session", "event_id": "Event"}
+            raise not_found_many((name, f"{labels[name]} not found on the goal's website") for name in missing)
+        session, event = found.get("SESSION"), found.get("EVENT")
+        problems = []
+        if session and "visitor_id" in given and session.get("visitor_id") != given["visitor_id"]:
+            problems.append(("session_id", "session_id does not belong to the given visitor_id"))
+        if event and "session_id" in given and event.get("session_id") != given["session_id"]:
+            problems.append(("event_id", "event_id does not belong to the given session_id"))
+        if problems:
+            raise invalid_many(problems)
+
+    # -- conversions: reads ------------------------------------------------------------------
+
+    def _conversion_item(self, user: User, conversion_id: int) -> dict[str, Any]:
+        item = self._get(_by_id_key(conversion_id))
+        if item is None or item["user_id"] != user.user_id:
+            raise not_found("Conversion")
+        return item
+
+    def get_conversion(self, user: User, conversion_id: int) -> Conversion:
+        """One of the user's conversions; NotFoundError for anyone else's or a missing one."""
+        return _conversion_from_item(self._conversion_item(user, conversion_id))
+
+    def list_conversions(self, user: User, request: ListRequest) -> Page:
+        """A page of the user's conversions matching the filters, with the exact total.
+
+        The total comes from day counts (one item per day with conversions in the range), with
+        the days cut by the datetime bounds counted exactly; the page then starts at the day
+        that holds its first item, so at most one day's worth of keys is skipped.
+        """
+        scope = self._scope_for(user, request)
+        if scope is None:
+            return Page([], 0)
+        low, high = _sort_bounds(request.start, request.end)
+        days = self._day_counts(scope, request.start, request.end, low, high)
+        total = sum(count for _, count in days)
+        offset = (request.page - 1) * request.results_per_page
+        if offset >= total:
+            return Page([], total)
+        ordered = days if request.ascending else list(reversed(days))
+        skip = offset
+        for day, count in ordered:
+            if skip < count:
+                break
+            skip -= count
+        if request.ascending:
+            low = max(low, f"{day} 00:00:00#")
+        else:
+            high = min(high, f"{day} 23:59:59#~")
+        items = self._read_range(scope, low, high, request.ascending, skip, request.results_per_page)
+        return Page([_conversion_from_item(i) for i in items], total)
+
+    def _scope_for(self, user: User, request: ListRequest) -> Scope | None:
+        if request.goal_id is not None:
+            goal = self._owned(user, "GOAL", request.goal_id)
+            if goal is None or request.website_id not in (None, goal["website_id"]):
+                return None
+            return Scope("GOAL", request.goal_id)
+        if request.website_id is not None:
+            if self._owned(user, "WEBSITE", request.website_id) is None:
+                return None
+            return Scope("WEBSITE", request.website_id)
+        return Scope("USER", user.user_id)
+
+    def _day_counts(
+        self, scope: Scope, start: datetime | None, end: datetime | None, low: str, high: str
+    ) -> list[tuple[str, int]]:
+        """(day, conversions) in ascending day order, exact within [start, end]."""
+        first_day = start.strftime("%Y-%m-%d") if start else "0000-00-00"
+        last_day = end.strftime("%Y-%m-%d") if end else "9999-12-31"
+        counts: dict[str, int] = {}
+        for page in self._query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+            ExpressionAttributeValues=_to_dynamo(
+                {":pk": scope.count_partition, ":low": _day_sort_key(first_day), ":high": _day_sort_key(last_day)}
+            ),
+            ConsistentRead=True,
+        ):
+            for raw in page["Items"]:
+                item = _from_dynamo(raw)
+                counts[item["sk"].removeprefix("DAY#")] = item["n"]
+        start_cut = start is not None and start.strftime("%H:%M:%S") != "00:00:00"
+        end_cut = end is not None and end.strftime("%H:%M:%S") != "23:59:59"
+        if first_day == last_day and (start_cut or end_cut) and first_day in counts:
+            counts[first_day] = self._count_range(scope, low, high)
+        else:
+            if start_cut and first_day in counts:
+                counts[first_day] = self._count_range(scope, low, f"{first_day} 23:59:59#~")
+            if end_cut and last_day in counts:
+                counts[last_day] = self._count_range(scope, f"{last_day} 00:00:00#", high)
+        return sorted((day, n) for day, n in counts.items() if n > 0)
+
+    def _range_query(self, scope: Scope, low: str, high: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        if scope.index:
+            kwargs["IndexName"] = scope.index
+        else:
+            kwargs["ConsistentRead"] = True
+        return self._query(
+            KeyConditionExpression="#p = :p AND sk BETWEEN :low AND :high",
+            ExpressionAttributeNames={"#p": scope.key_attribute},
+            ExpressionAttributeValues=_to_dynamo({":p": scope.partition, ":low": low, ":high": high}),
+            **kwargs,
+        )
+
+    def _count_range(self, scope: Scope, low: str, high: str) -> int:
+        return sum(page["Count"] for page in self._range_query(scope, low, high, Select="COUNT"))
+
+    def _read_range(
+        self, scope: Scope, low: str, high: str, ascending: bool, skip: int, wanted: int
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        pages = self._range_query(scope, low, high, ScanIndexForward=ascending, Limit=skip + wanted)
+        for page in pages:
+            items += page["Items"]
+            if len(items) >= skip + wanted:
+                break
+        return [_from_dynamo(i) for i in items[skip : skip + wanted]]
+
+    # -- conversions: writes -----------------------------------------------------------------
+
+    def create_conversion(self, user: User, goal_id: int, refs: dict[str, int | None]) -> Conversion:
+        """Record a conversion of one of the user's goals: one id allocation, one transaction."""
+        goal = self._owned_goal(user, goal_id)
+        website = self._get(entity_key("WEBSITE", goal["website_id"]))
+        if website is None:
+            raise not_found("Goal", "goal_id")
+        self._check_references(website, refs)
+        conversion_id, when = self._allocate_id()
+        conversion = Conversion(
+            id=conversion_id,
+            goal_id=goal_id,
+            website_id=goal["website_id"],
+            user_id=user.user_id,
+            datetime=when,
+            **{name: refs.get(name) for name in REFERENCE_FIELDS},
+        )
+        self._transact(
+            [self._put_by_id(conversion, version=1, expected_version=None), self._put_listed(conversion)]
+            + self._count_updates(conversion, +1)
+        )
+        return conversion
+
+    def update_conversion(self, user: User, conversion_id: int, changes: dict[str, int | None]) -> Conversion:
+        """Apply the sent fields (None clears a reference); moving goal moves website and counts."""
+        if "goal_id" in changes and changes["goal_id"] is None:
+            raise invalid("goal_id", "goal_id cannot be cleared: a conversion always has a goal")
+        for _ in range(_WRITE_ATTEMPTS):
+            item = self._conversion_item(user, conversion_id)
+            current = _conversion_from_item(item)
+            goal = self._owned_goal(user, changes.get("goal_id") or current.goal_id)
+            website = self._get(entity_key("WEBSITE", goal["website_id"]))
+            if website is None:
+                raise not_found("Goal", "goal_id")
+            refs = {name: changes.get(name, getattr(current, name)) for name in REFERENCE_FIELDS}
+            self._check_references(website, refs)
+            updated = current.model_copy(update={"goal_id": goal["goal_id"], "website_id": goal["website_id"], **refs})
+            if updated == current:
+                return current
+            try:
+                self._transact(self._replace_operations(current, updated, item["version"]))
+                return updated
+            except ClientError as error:
+                if not _is_cancelled(error):
+                    raise
+        raise ConflictError(Problem("The conversion is being changed by another request; retry"))
+
+    def delete_conversion(self, user: User, conversion_id: int) -> None:
+        """Delete a conversion, its listing item and its counts in one transaction."""
+        for _ in range(_WRITE_ATTEMPTS):
+            item = self._conversion_item(user, conversion_id)
+            conversion = _conversion_from_item(item)
+            operations = [
+                {
+                    "Delete": {
+                        "Key": _to_dynamo(_by_id_key(conversion.id)),
+                        "ConditionExpression": "version = :v",
+                        "ExpressionAttributeValues": _to_dynamo({":v": item["version"]}),
+                    }
+                },
+                {"Delete": {"Key": _to_dynamo(self._listed_key(conversion))}},
+                *self._count_updates(conversion, -1),
+            ]
+            try:
+                self._transact(operations)
+                return
+            except ClientError as error:
+                if not _is_cancelled(error):
+                    raise
+        raise ConflictError(Problem("The conversion is being changed by another request; retry"))
+
+    def _allocate_id(self) -> tuple[int, str]:
+        """Next conversion id and its datetime, never earlier than the previous id's datetime."""
+        when = format_datetime(self._clock())
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                response = self._call(
+                    "update_item",
+                    TableName=self._table,
+                    Key=_to_dynamo(_SEQUENCE_KEY),
+                    UpdateExpression="SET last_id = if_not_exists(last_id, :zero) + :one, last_datetime = :when",
+                    ConditionExpression="attribute_not_exists(last_datetime) OR last_datetime <= :when",
+                    ExpressionAttributeValues=_to_dynamo({":zero": 0, ":one": 1, ":when": when}),
+                    ReturnValues="UPDATED_NEW",
+                )
+                return int(_from_dynamo(response["Attributes"])["last_id"]), when
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                # Another writer's clock is ahead of ours: take its datetime so order holds.
+                when = self._get(_SEQUENCE_KEY)["last_datetime"]  # type: ignore[index]
+        raise ConflictError(Problem("Could not allocate a conversion id; retry"))
+
+    def sequence(self) -> tuple[int, str | None]:
+        """The last allocated conversion id and its datetime (0, None on an empty table)."""
+        item = self._get(_SEQUENCE_KEY) or {}
+        return item.get("last_id", 0), item.get("last_datetime")
+
+    def _listed_key(self, conversion: Conversion) -> dict[str, str]:
+        return {"pk": Scope("WEBSITE", conversion.website_id).partition, "sk": _sort_key(conversion.datetime, conversion.id)}
+
+    def _listed_item(self, conversion: Conversion) -> dict[str, Any]:
+        return {
+            **self._listed_key(conversion),
+            "user_pk": Scope("USER", conversion.user_id).partition,
+            "goal_pk": Scope("GOAL", conversion.goal_id).partition,
+            **_conversion_fields(conversion),
+        }
+
+    def _put_listed(self, conversion: Conversion) -> dict[str, Any]:
+        return {"Put": {"Item": _to_dynamo(self._listed_item(conversion))}}
+
+    def _by_id_item(self, conversion: Conversion, version: int) -> dict[str, Any]:
+        return {**_by_id_key(conversion.id), **_conversion_fields(conversion), "version": version}
+
+    def _put_by_id(self, conversion: Conversion, version: int, expected_version: int | None) -> dict[str, Any]:
+        put: dict[str, Any] = {"Item": _to_dynamo(self._by_id_item(conversion, version))}
+        if expected_version is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :v"
+            put["ExpressionAttributeValues"] = _to_dynamo({":v": expected_version})
+        return {"Put": put}
+
+    def _replace_operations(self, current: Conversion, updated: Conversion, version: int) -> list[dict[str, Any]]:
+        operations = [self._put_by_id(updated, version + 1, expected_version=version), self._put_listed(updated)]
+        if self._listed_key(current) != self._listed_key(updated):
+            operations.append({"Delete": {"Key": _to_dynamo(self._listed_key(current))}})
+        old_scopes, new_scopes = set(_scopes_of(current)), set(_scopes_of(updated))
+        day = current.datetime[:10]
+        operations += [self._count_update(scope, day, -1) for scope in old_scopes - new_scopes]
+        operations += [self._count_update(scope, day, +1) for scope in new_scopes - old_scopes]
+        return operations
+
+    def _count_updates(self, conversion: Conversion, delta: int) -> list[dict[str, Any]]:
+        return [self._count_update(scope, conversion.datetime[:10], delta) for scope in _scopes_of(conversion)]
+
+    def _count_update(self, scope: Scope, day: str, delta: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "Key": _to_dynamo({"pk": scope.count_partition, "sk": _day_sort_key(day)}),
+                "UpdateExpression": "ADD n :delta",
+                "ExpressionAttributeValues": _to_dynamo({":delta": delta}),
+            }
+        }
+
+    # -- bulk import -------------------------------------------------------------------------
+
+    def import_records(
+        self,
+        users: Iterable[tuple[dict[str, Any], str]],
+        entities: Iterable[tuple[str, dict[str, Any]]],
+        conversions: list[Conversion],
+    ) -> None:
+        """Write validated seed records: users with their key hash, entities, conversions.
+
+        Entities are written as given (an existing id is replaced); conversions are assumed to
+        have been checked against `sequence()` so that ids keep growing with datetime.
+        """
+        items: list[dict[str, Any]] = []
+        for user, key_hash in users:
+            items.append({**entity_key("USER", user["user_id"]), **user})
+            items.append({**_api_key_key(key_hash), "user_id": user["user_id"]})
+        items += [{**entity_key(kind, fields[f"{kind.lower()}_id"]), **fields} for kind, fields in entities]
+        for conversion in conversions:
+            items.append(self._by_id_item(conversion, version=1))
+            items.append(self._listed_item(conversion))
+        self._batch_write(items)
+        self._add_counts(conversions)
+        if conversions:
+            last = max(conversions, key=lambda c: c.id)
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key=_to_dynamo(_SEQUENCE_KEY),
+                UpdateExpression="SET last_id = :id, last_datetime = :when",
+                ExpressionAttributeValues=_to_dynamo({":id": last.id, ":when": last.datetime}),
+            )
+
+    def _batch_write(self, items: list[dict[str, Any]]) -> None:
+        for start in range(0, len(items), 25):
+            pending = {self._table: [{"PutRequest": {"Item": _to_dynamo(i)}} for i in items[start : start + 25]]}
+            for attempt in range(8):
+                response = self._call("batch_write_item", RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            if pending:
+                raise ServiceUnavailableError(Problem("The database is busy; retry the import"))
+
+    def _add_counts(self, conversions: list[Conversion]) -> None:
+        totals: dict[tuple[Scope, str], int] = {}
+        for conversion in conversions:
+            for scope in _scopes_of(conversion):
+                totals[(scope, conversion.datetime[:10])] = totals.get((scope, conversion.datetime[:10]), 0) + 1
+        for (scope, day), count in totals.items():
+            update = self._count_update(scope, day, count)["Update"]
+            self._call("update_item", TableName=self._table, **update)
+
+
+class RateLimitCounter:
+    """Fixed one-minute windows per API key hash in the rate-limit table."""
+
+    def __init__(self, client: Any, table_name: str, clock: Callable[[], float] = time.time):
+        self._client = client
+        self._table = table_name
+        self._clock = clock
+
+    def hit(self, key_hash: str) -> tuple[int, int]:
+        """Count one request; returns (requests in this window, seconds until it ends)."""
+        now = self._clock()
+        window = int(now // 60) * 60
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=_to_dynamo({"pk": f"{key_hash}#{window}"}),
+                UpdateExpression="ADD requests :one SET expires_at = :expires",
+                ExpressionAttributeValues=_to_dynamo({":one": 1, ":expires": window + 120}),
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as error:
+            raise ServiceUnavailableError(Problem("The service is busy; retry shortly"), headers={"Retry-After": "1"}) from error
+        return int(_from_dynamo(response["Attributes"])["requests"]), max(1, int(window + 60 - now))
+
+
+def _is_cancelled(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] in ("TransactionCanceledException", "ConditionalCheckFailedException")

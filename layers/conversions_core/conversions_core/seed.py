@@ -1,0 +1,234 @@
+"""Seed files: validated as a whole, then written through the repository."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from conversions_core.auth import hash_api_key
+from conversions_core.models import DATETIME_FORMAT, Conversion, PositiveId
+from conversions_core.repository import Repository
+
+
+class SeedError(Exception):
+    """A seed that breaks the contract's rules; nothing was written."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__(f"{len(problems)} problem(s) in the seed:\n" + "\n".join(f"- {p}" for p in problems))
+        self.problems = problems
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SeedUser(_Record):
+    user_id: PositiveId
+    api_key: str = Field(min_length=1, max_length=512)
+    status: Literal["active", "disabled"] = "active"
+    rate_limit_per_minute: int | None = Field(default=None, ge=0)
+
+
+class SeedWebsite(_Record):
+    website_id: PositiveId
+    user_id: PositiveId
+    host: str = ""
+    tracking_mode: Literal["normal", "lightweight"] = "normal"
+
+
+class SeedGoal(_Record):
+    goal_id: PositiveId
+    website_id: PositiveId
+    type: Literal["pageview", "custom"] = "custom"
+    name: str = ""
+    key: str | None = None
+    path: str | None = None
+
+
+class SeedVisitor(_Record):
+    visitor_id: PositiveId
+    website_id: PositiveId
+
+
+class SeedSession(_Record):
+    session_id: PositiveId
+    website_id: PositiveId
+    visitor_id: PositiveId | None = None
+
+
+class SeedEvent(_Record):
+    event_id: PositiveId
+    website_id: PositiveId
+    session_id: PositiveId | None = None
+
+
+class SeedConversion(_Record):
+    id: PositiveId
+    goal_id: PositiveId
+    visitor_id: PositiveId | None = None
+    session_id: PositiveId | None = None
+    event_id: PositiveId | None = None
+    datetime: str
+
+    @field_validator("datetime")
+    @classmethod
+    def _seconds_in_utc(cls, value: str) -> str:
+        datetime.strptime(value, DATETIME_FORMAT)
+        return value
+
+
+class Seed(_Record):
+    users: list[SeedUser] = []
+    websites: list[SeedWebsite] = []
+    goals: list[SeedGoal] = []
+    visitors: list[SeedVisitor] = []
+    sessions: list[SeedSession] = []
+    events: list[SeedEvent] = []
+    conversions: list[SeedConversion] = []
+
+
+_KINDS = {
+    "users": ("USER", "user_id"),
+    "websites": ("WEBSITE", "website_id"),
+    "goals": ("GOAL", "goal_id"),
+    "visitors": ("VISITOR", "visitor_id"),
+    "sessions": ("SESSION", "session_id"),
+    "events": ("EVENT", "event_id"),
+}
+
+
+class _Checker:
+    """Collects every problem of a seed, resolving references in the seed first, then the table."""
+
+    def __init__(self, seed: Seed, repository: Repository, now: datetime):
+        self.seed = seed
+        self.repository = repository
+        self.now = now
+        self.problems: list[str] = []
+        self.known: dict[str, dict[int, dict[str, Any]]] = {}
+
+    def run(self) -> list[Conversion]:
+        for section, (kind, id_field) in _KINDS.items():
+            self.known[kind] = {}
+            for index, record in enumerate(getattr(self.seed, section)):
+                record_id = getattr(record, id_field)
+                if record_id in self.known[kind]:
+                    self.problems.append(f"{section}[{index}]: {id_field} {record_id} appears twice")
+                self.known[kind][record_id] = record.model_dump()
+        self._check_keys()
+        self._check_owners()
+        return self._check_conversions()
+
+    def lookup(self, kind: str, entity_id: int | None) -> dict[str, Any] | None:
+        if entity_id is None:
+            return None
+        if entity_id not in self.known[kind]:
+            found = self.repository.get_entity(kind, entity_id)
+            self.known[kind][entity_id] = found  # type: ignore[assignment]
+        return self.known[kind][entity_id]
+
+    def _check_keys(self) -> None:
+        seen: dict[str, int] = {}
+        for index, user in enumerate(self.seed.users):
+            if user.api_key in seen:
+                self.problems.append(f"users[{index}]: api_key is also the key of user {seen[user.api_key]}")
+            seen[user.api_key] = user.user_id
+
+    def _check_owners(self) -> None:
+        for index, website in enumerate(self.seed.websites):
+            if self.lookup("USER", website.user_id) is None:
+                self.problems.append(f"websites[{index}]: user {website.user_id} does not exist")
+        for index, goal in enumerate(self.seed.goals):
+            if self.lookup("WEBSITE", goal.website_id) is None:
+                self.problems.append(f"goals[{index}]: website {goal.website_id} does not exist")
+        for section, kind in (("visitors", "VISITOR"), ("sessions", "SESSION"), ("events", "EVENT")):
+            for index, record in enumerate(getattr(self.seed, section)):
+                website = self.lookup("WEBSITE", record.website_id)
+                if website is None:
+                    self.problems.append(f"{section}[{index}]: website {record.website_id} does not exist")
+        for index, session in enumerate(self.seed.sessions):
+            self._check_parent(f"sessions[{index}]", "VISITOR", session.visitor_id, session.website_id)
+        for index, event in enumerate(self.seed.events):
+            self._check_parent(f"events[{index}]", "SESSION", event.session_id, event.website_id)
+
+    def _check_parent(self, where: str, kind: str, parent_id: int | None, website_id: int) -> None:
+        parent = self.lookup(kind, parent_id)
+        if parent_id is not None and (parent is None or parent["website_id"] != website_id):
+            self.problems.append(f"{where}: {kind.lower()} {parent_id} does not exist on website {website_id}")
+
+    def _check_conversions(self) -> list[Conversion]:
+        last_id, last_datetime = self.repository.sequence()
+        conversions = []
+        for index, row in enumerate(self.seed.conversions):
+            where = f"conversions[{index}] (id {row.id})"
+            conversion = self._conversion(where, row)
+            if conversion is not None:
+                conversions.append((where, conversion))
+            if row.datetime > self.now.strftime(DATETIME_FORMAT):
+                self.problems.append(f"{where}: datetime {row.datetime} is in the future")
+            if row.id <= last_id:
+                self.problems.append(f"{where}: id must be above {last_id}, the last id already in the table")
+        previous: tuple[str, Conversion] | None = None
+        for where, conversion in sorted(conversions, key=lambda pair: pair[1].id):
+            floor = previous[1].datetime if previous else (last_datetime or "")
+            if conversion.datetime < floor:
+                before = f"id {previous[1].id} at {floor}" if previous else f"the table's last conversion at {floor}"
+                self.problems.append(
+                    f"{where}: datetime {conversion.datetime} is earlier than {before}; ids must grow with datetime"
+                )
+            previous = (where, conversion)
+        return [conversion for _, conversion in conversions]
+
+    def _conversion(self, where: str, row: SeedConversion) -> Conversion | None:
+        goal = self.lookup("GOAL", row.goal_id)
+        website = self.lookup("WEBSITE", goal["website_id"]) if goal else None
+        if goal is None or website is None:
+            self.problems.append(f"{where}: goal {row.goal_id} does not exist")
+            return None
+        refs = {"visitor_id": row.visitor_id, "session_id": row.session_id, "event_id": row.event_id}
+        if any(refs.values()) and website["tracking_mode"] != "normal":
+            self.problems.append(f"{where}: visitor, session and event ids need a website with tracking_mode normal")
+        for name, kind in (("visitor_id", "VISITOR"), ("session_id", "SESSION"), ("event_id", "EVENT")):
+            found = self.lookup(kind, refs[name])
+            if refs[name] is not None and (found is None or found["website_id"] != website["website_id"]):
+                self.problems.append(f"{where}: {name} {refs[name]} does not exist on website {website['website_id']}")
+        session, event = self.lookup("SESSION", row.session_id), self.lookup("EVENT", row.event_id)
+        if session and row.visitor_id and session.get("visitor_id") != row.visitor_id:
+            self.problems.append(f"{where}: session {row.session_id} does not belong to visitor {row.visitor_id}")
+        if event and row.session_id and event.get("session_id") != row.session_id:
+            self.problems.append(f"{where}: event {row.event_id} does not belong to session {row.session_id}")
+        return Conversion(website_id=goal["website_id"], user_id=website["user_id"], **row.model_dump())
+
+
+def load_seed(repository: Repository, data: Any, now: datetime | None = None) -> dict[str, int]:
+    """Validate a whole seed and write it; SeedError (and nothing written) when it breaks a rule."""
+    try:
+        seed = Seed.model_validate(data)
+    except ValidationError as error:
+        raise SeedError(
+            [f"{'.'.join(str(p) for p in e['loc']) or 'seed'}: {e['msg']}" for e in error.errors()]
+        ) from None
+    checker = _Checker(seed, repository, now or datetime.now(timezone.utc))
+    conversions = checker.run()
+    if checker.problems:
+        raise SeedError(checker.problems)
+    users = [(u.model_dump(exclude={"api_key"}, exclude_none=True), hash_api_key(u.api_key)) for u in seed.users]
+    entities = [
+        (kind, record.model_dump())
+        for section, (kind, _) in _KINDS.items()
+        if section != "users"
+        for record in getattr(seed, section)
+    ]
+    entities = [(kind, _with_owner(kind, fields, checker)) for kind, fields in entities]
+    repository.import_records(users, entities, conversions)
+    return {section: len(getattr(seed, section)) for section in Seed.model_fields}
+
+
+def _with_owner(kind: str, fields: dict[str, Any], checker: _Checker) -> dict[str, Any]:
+    """Goals (and websites) carry their user_id so ownership checks are one read."""
+    if kind == "GOAL":
+        website = checker.lookup("WEBSITE", fields["website_id"])
+        return {**fields, "user_id": website["user_id"]}  # type: ignore[index]
+    return fields

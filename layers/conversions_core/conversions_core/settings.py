@@ -1,0 +1,25 @@
+"""One settings object, read from the environment that template.yaml sets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_table_name: str
+    rate_limit_table_name: str
+    idempotency_table_name: str
+    default_rate_limit_per_minute: int
+    public_base_url: str | None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            data_table_name=os.environ.get("DATA_TABLE_NAME", "DataTable"),
+            rate_limit_table_name=os.environ.get("RATE_LIMIT_TABLE_NAME", "RateLimitTable"),
+            idempotency_table_name=os.environ.get("IDEMPOTENCY_TABLE_NAME", "IdempotencyTable"),
+            default_rate_limit_per_minute=int(os.environ.get("DEFAULT_RATE_LIMIT_PER_MINUTE", "60")),
+            public_base_url=os.environ.get("PUBLIC_BASE_URL") or None,
+        )

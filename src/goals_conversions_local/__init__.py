@@ -1,0 +1,1 @@
+"""Local tooling: the embedded DynamoDB, the local API Gateway, invoke and import."""

@@ -1,0 +1,139 @@
+"""`goals-conversions serve | invoke | import`: the API locally, one handler, or a seed load."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from goals_conversions_local.template import PROJECT_ROOT, Template
+
+DEMO_SEED = PROJECT_ROOT / "seeds" / "demo.json"
+
+
+def _data_table() -> str:
+    return os.environ.get("DATA_TABLE_NAME", "DataTable")
+
+
+def _client() -> Any:
+    from conversions_core.wiring import dynamodb_client
+
+    return dynamodb_client()
+
+
+def load_seed_file(path: Path, client: Any = None) -> dict[str, int]:
+    from conversions_core.repository import Repository
+    from conversions_core.seed import load_seed
+
+    data = json.loads(Path(path).read_text())
+    return load_seed(Repository(client or _client(), _data_table()), data)
+
+
+def prepare(seed: Path | None) -> tuple[Template, Any]:
+    """Environment from the template, DynamoDB (embedded unless configured), tables and seed."""
+    from goals_conversions_local.embedded import dynamodb_endpoint, ensure_tables
+    from goals_conversions_local.runtime import apply_environment
+
+    template = Template()
+    apply_environment(template)
+    server, endpoint = dynamodb_endpoint()
+    client = _client()
+    ensure_tables(template, client)
+    if seed:
+        counts = load_seed_file(seed, client)
+        print(f"Seeded {endpoint} from {seed}: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n), file=sys.stderr)
+    return template, server
+
+
+def serve(args: argparse.Namespace) -> int:
+    from goals_conversions_local.server import LocalApi, make_server
+
+    template, _ = prepare(args.seed)
+    api = LocalApi(template)
+    for spec in template.functions():
+        api.functions.handler(spec)  # import every handler now, as warm containers
+    httpd = make_server(api, args.host, args.port)
+    print(f"Listening on http://{args.host}:{httpd.server_address[1]}", flush=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+    return 0
+
+
+def invoke(args: argparse.Namespace) -> int:
+    from goals_conversions_local.runtime import Functions
+
+    seed = args.seed
+    if seed is None and not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        seed = DEMO_SEED  # the embedded database starts empty; the events use the demo key
+    template, _ = prepare(seed)
+    try:
+        spec = template.function(args.function)
+    except KeyError as error:
+        print(error.args[0], file=sys.stderr)
+        return 2
+    event = json.loads(Path(args.event).read_text())
+    response = Functions(template).invoke(spec, event)
+    print(json.dumps(response, indent=2))
+    return 0
+
+
+def import_seed(args: argparse.Namespace) -> int:
+    from conversions_core.seed import SeedError
+    from goals_conversions_local.embedded import ensure_tables, use_local_credentials
+    from goals_conversions_local.runtime import apply_environment
+
+    template = Template()
+    apply_environment(template)
+    if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        use_local_credentials()
+        ensure_tables(template, _client())
+    try:
+        counts = load_seed_file(args.file)
+    except SeedError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print("Imported " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="goals-conversions", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="serve the API locally")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=3000)
+    serve_parser.add_argument("--seed", type=Path, help="seed file to load first")
+    serve_parser.set_defaults(run=serve)
+
+    invoke_parser = commands.add_parser("invoke", help="run one function's handler on an event file")
+    invoke_parser.add_argument("function", help="logical id (ListConversionsFunction) or folder (list_conversions)")
+    invoke_parser.add_argument("--event", required=True, type=Path)
+    invoke_parser.add_argument("--seed", type=Path, help=f"seed file (default on the embedded database: {DEMO_SEED.name})")
+    invoke_parser.set_defaults(run=invoke)
+
+    import_parser = commands.add_parser("import", help="load a seed file into the configured DynamoDB")
+    import_parser.add_argument("file", type=Path)
+    import_parser.set_defaults(run=import_seed)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except Exception as error:
+        from conversions_core.seed import SeedError
+
+        if isinstance(error, SeedError):
+            print(error, file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

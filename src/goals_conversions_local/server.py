@@ -1,0 +1,170 @@
+"""The local API Gateway: HTTP requests become REST API (v1) proxy events for the handlers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from goals_conversions_local.runtime import Functions
+from goals_conversions_local.template import FunctionSpec, Route, Template
+
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+STAGE = "local"
+
+
+class RouteTable:
+    def __init__(self, functions: list[FunctionSpec]):
+        self.entries = [(route, route.pattern(), spec) for spec in functions for route in spec.routes]
+
+    def match(self, method: str, path: str) -> tuple[Route, FunctionSpec, dict[str, str]] | None | str:
+        """(route, function, path parameters); 'method' when only the method is wrong; None."""
+        wrong_method = False
+        for route, pattern, spec in self.entries:
+            found = pattern.match(path)
+            if found:
+                if route.method == method:
+                    return route, spec, found.groupdict()
+                wrong_method = True
+        return "method" if wrong_method else None
+
+
+def build_event(
+    method: str,
+    raw_path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    route: Route,
+    path_parameters: dict[str, str],
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """A proxy event as API Gateway's REST API sends it (multipart bodies base64-encoded)."""
+    parts = urlsplit(raw_path)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    multi_query: dict[str, list[str]] = {}
+    for name, value in query:
+        multi_query.setdefault(name, []).append(value)
+    multi_headers: dict[str, list[str]] = {"X-Forwarded-Proto": ["http"]}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    content_type = next((v for n, v in headers if n.lower() == "content-type"), "")
+    text, is_base64 = _event_body(body, content_type)
+    host = next((v for n, v in headers if n.lower() == "host"), "127.0.0.1")
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": route.path,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": {n: v[-1] for n, v in multi_headers.items()},
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": {n: v[-1] for n, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route.path,
+            "httpMethod": method,
+            "path": parts.path,
+            "stage": STAGE,
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTimeEpoch": int(time.time() * 1000),
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": host,
+            "protocol": "HTTP/1.1",
+            "identity": {"sourceIp": source_ip},
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def _event_body(body: bytes, content_type: str) -> tuple[str | None, bool]:
+    if not body:
+        return None, False
+    if content_type.lower().startswith("multipart/form-data"):
+        return base64.b64encode(body).decode("ascii"), True
+    try:
+        return body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), True
+
+
+def _error(status: int, title: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"errors": [{"title": title, "status": status}]}),
+    }
+
+
+class LocalApi:
+    """Routes HTTP requests to the template's functions."""
+
+    def __init__(self, template: Template, functions: Functions | None = None):
+        self.functions = functions or Functions(template)
+        self.routes = RouteTable(template.functions())
+
+    def handle(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes) -> dict[str, Any]:
+        match = self.routes.match(method, urlsplit(raw_path).path)
+        if match is None:
+            return _error(404, "No such endpoint")
+        if match == "method":
+            return _error(405, f"Method {method} is not allowed on this path")
+        route, spec, parameters = match  # type: ignore[misc]
+        event = build_event(method, raw_path, headers, body, route, parameters)
+        try:
+            return self.functions.invoke(spec, event)
+        except Exception as error:  # an invocation error, as API Gateway reports it
+            print(f"invocation error in {spec.name}: {type(error).__name__}", file=sys.stderr)
+            return _error(502, "Internal server error")
+
+
+def _response_headers(response: dict[str, Any]) -> list[tuple[str, str]]:
+    pairs = [(n, str(v)) for n, v in (response.get("headers") or {}).items()]
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        pairs += [(name, str(v)) for v in values]
+    return pairs
+
+
+def make_server(api: LocalApi, host: str, port: int, access_log: Any = sys.stderr) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            started = time.perf_counter()
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_REQUEST_BYTES:
+                response = _error(413, "Request body too large")
+                self.close_connection = True
+            else:
+                body = self.rfile.read(length) if length else b""
+                response = api.handle(self.command, self.path, list(self.headers.items()), body)
+            payload = response.get("body") or ""
+            data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
+            self.send_response(response["statusCode"])
+            for name, value in _response_headers(response):
+                if name.lower() != "content-length":
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            millis = (time.perf_counter() - started) * 1000
+            if access_log:
+                print(f"{self.command} {urlsplit(self.path).path} {response['statusCode']} {millis:.1f}ms", file=access_log, flush=True)
+
+        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass  # one access line per request is printed by _serve
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,147 @@
+"""Reads template.yaml so the local server and the tests use the deployed routes and tables."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Turns CloudFormation short tags (!Ref, !GetAtt, ...) into their long form."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # as in the template, e.g. /api/goals-conversions/{conversion_id}
+
+    def pattern(self) -> re.Pattern[str]:
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path.rstrip("/")))
+        return re.compile(f"^{regex}/?$")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str  # logical id, e.g. ListConversionsFunction
+    code_dir: Path
+    handler: str  # module.function
+    routes: list[Route]
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def short_name(self) -> str:
+        return self.code_dir.name
+
+
+class Template:
+    def __init__(self, path: Path = TEMPLATE_PATH):
+        self.path = path
+        self.document = yaml.load(path.read_text(), Loader=_CfnLoader)
+        self.resources: dict[str, Any] = self.document["Resources"]
+        self.parameters: dict[str, Any] = self.document.get("Parameters", {})
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """CreateTable arguments per table logical id (the local table name)."""
+        tables = {}
+        for logical_id, resource in self.resources.items():
+            if resource["Type"] != "AWS::DynamoDB::Table":
+                continue
+            props = resource["Properties"]
+            arguments = {
+                "TableName": logical_id,
+                "KeySchema": props["KeySchema"],
+                "AttributeDefinitions": props["AttributeDefinitions"],
+                "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+            }
+            if props.get("GlobalSecondaryIndexes"):
+                arguments["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+            tables[logical_id] = arguments
+        return tables
+
+    def ttl_attributes(self) -> dict[str, str]:
+        return {
+            logical_id: resource["Properties"]["TimeToLiveSpecification"]["AttributeName"]
+            for logical_id, resource in self.resources.items()
+            if resource["Type"] == "AWS::DynamoDB::Table" and "TimeToLiveSpecification" in resource["Properties"]
+        }
+
+    def functions(self) -> list[FunctionSpec]:
+        global_env = self.document.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        specs = []
+        for logical_id, resource in self.resources.items():
+            if resource["Type"] != "AWS::Serverless::Function":
+                continue
+            props = resource["Properties"]
+            env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
+            routes = [
+                Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+                for event in props.get("Events", {}).values()
+                if event["Type"] == "Api"
+            ]
+            resolved = {name: self._resolve(value) for name, value in env.items()}
+            specs.append(
+                FunctionSpec(
+                    name=logical_id,
+                    code_dir=self.path.parent / props["CodeUri"],
+                    handler=props["Handler"],
+                    routes=routes,
+                    environment={k: str(v) for k, v in resolved.items() if v is not None},
+                )
+            )
+        return specs
+
+    def function(self, name: str) -> FunctionSpec:
+        """A function by logical id (ListConversionsFunction) or folder name (list_conversions)."""
+        for spec in self.functions():
+            if name in (spec.name, spec.short_name):
+                return spec
+        known = ", ".join(f"{s.name} ({s.short_name})" for s in self.functions())
+        raise KeyError(f"no function {name!r} in {self.path.name}; known: {known}")
+
+    def _resolve(self, value: Any) -> Any:
+        """Enough of CloudFormation's intrinsics for the environment: Ref, If, Not, Equals."""
+        if not isinstance(value, dict):
+            return value
+        if "Ref" in value:
+            name = value["Ref"]
+            if name == "AWS::NoValue":
+                return None
+            if name in self.parameters:
+                return self.parameters[name].get("Default")
+            return name  # a table's local name is its logical id
+        if "Fn::If" in value:
+            condition, then, otherwise = value["Fn::If"]
+            chosen = then if self._condition(self.document["Conditions"][condition]) else otherwise
+            return self._resolve(chosen)
+        raise ValueError(f"unsupported intrinsic in environment: {value}")
+
+    def _condition(self, expression: dict[str, Any]) -> bool:
+        if "Fn::Not" in expression:
+            return not self._condition(expression["Fn::Not"][0])
+        if "Fn::Equals" in expression:
+            left, right = (self._resolve(v) for v in expression["Fn::Equals"])
+            return left == right
+        raise ValueError(f"unsupported condition: {expression}")
