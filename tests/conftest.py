@@ -1,0 +1,227 @@
+"""Test harness: moto's DynamoDB server in-process, tables built from template.yaml.
+
+The environment is set at import, before any handler module is imported, because handler
+modules build their DynamoDB client once at module scope (as in a warm Lambda container).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import itertools
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import boto3
+import pytest
+
+from goals_conversions_local.embedded import ensure_tables, start_embedded_dynamodb, use_local_credentials
+from goals_conversions_local.runtime import apply_environment
+from goals_conversions_local.template import Template
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+
+use_local_credentials()
+_server, ENDPOINT = start_embedded_dynamodb()
+os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ENDPOINT
+TEMPLATE = Template()
+apply_environment(TEMPLATE)
+ensure_tables(TEMPLATE, boto3.client("dynamodb"))
+
+from conversions_core.repository import Repository  # noqa: E402
+from conversions_core.seed import load_seed  # noqa: E402
+
+# Every test draws fresh ids from here, so tests never share users, goals or websites.
+_ids = itertools.count(1000)
+
+
+def new_id() -> int:
+    return next(_ids)
+
+
+@pytest.fixture(scope="session")
+def dynamodb() -> Any:
+    return boto3.client("dynamodb")
+
+
+@pytest.fixture(scope="session")
+def repository(dynamodb: Any) -> Repository:
+    return Repository(dynamodb, os.environ["DATA_TABLE_NAME"])
+
+
+class Tenant:
+    """A user with an API key, two websites (normal, lightweight), goals and tracking data."""
+
+    def __init__(self, repository: Repository, rate_limit: int | None = 0, status: str = "active"):
+        self.repository = repository
+        self.user_id = new_id()
+        self.api_key = f"key-{self.user_id}-{os.urandom(6).hex()}"
+        self.website_id, self.lightweight_website_id = new_id(), new_id()
+        self.goal_id, self.second_goal_id, self.lightweight_goal_id = new_id(), new_id(), new_id()
+        self.visitor_id, self.other_visitor_id = new_id(), new_id()
+        self.session_id, self.other_session_id = new_id(), new_id()
+        self.event_id, self.other_event_id = new_id(), new_id()
+        user: dict[str, Any] = {"user_id": self.user_id, "api_key": self.api_key, "status": status}
+        if rate_limit is not None:
+            user["rate_limit_per_minute"] = rate_limit
+        w, lw = self.website_id, self.lightweight_website_id
+        load_seed(
+            repository,
+            {
+                "users": [user],
+                "websites": [
+                    {"website_id": w, "user_id": self.user_id, "host": "a.example", "tracking_mode": "normal"},
+                    {"website_id": lw, "user_id": self.user_id, "host": "b.example", "tracking_mode": "lightweight"},
+                ],
+                "goals": [
+                    {"goal_id": self.goal_id, "website_id": w, "type": "custom", "name": "Signup", "key": "signup"},
+                    {"goal_id": self.second_goal_id, "website_id": w, "type": "pageview", "name": "Buy", "path": "/ok"},
+                    {"goal_id": self.lightweight_goal_id, "website_id": lw, "type": "custom", "name": "News"},
+                ],
+                "visitors": [{"visitor_id": v, "website_id": w} for v in (self.visitor_id, self.other_visitor_id)],
+                "sessions": [
+                    {"session_id": self.session_id, "website_id": w, "visitor_id": self.visitor_id},
+                    {"session_id": self.other_session_id, "website_id": w, "visitor_id": self.other_visitor_id},
+                ],
+                "events": [
+                    {"event_id": self.event_id, "website_id": w, "session_id": self.session_id},
+                    {"event_id": self.other_event_id, "website_id": w, "session_id": self.other_session_id},
+                ],
+            },
+        )
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def import_conversions(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Import conversions with fresh ids above the table's sequence, in the given order."""
+        last_id, _ = self.repository.sequence()
+        rows = [{"id": last_id + 1 + i, **row} for i, row in enumerate(rows)]
+        load_seed(self.repository, {"conversions": rows})
+        return [row["id"] for row in rows]
+
+
+@pytest.fixture
+def tenant(repository: Repository) -> Tenant:
+    return Tenant(repository)
+
+
+@pytest.fixture
+def other_tenant(repository: Repository) -> Tenant:
+    return Tenant(repository)
+
+
+@pytest.fixture
+def make_tenant(repository: Repository):
+    def make(**kwargs: Any) -> Tenant:
+        return Tenant(repository, **kwargs)
+
+    return make
+
+
+# -- API Gateway events into the handlers -----------------------------------------------------
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def api_event(
+    name: str,
+    *,
+    headers: dict[str, str] | None = None,
+    query: dict[str, Any] | None = None,
+    conversion_id: Any = None,
+    form: dict[str, Any] | None = None,
+    json_body: Any = None,
+    raw_body: str | bytes | None = None,
+    content_type: str | None = None,
+) -> dict[str, Any]:
+    """One of events/*.json with only what the test is about replaced.
+
+    `headers` replace the event's Authorization header (pass {} for none); `form` sends an
+    urlencoded body, `json_body` a JSON one, `raw_body` exactly the given body.
+    """
+    event = copy.deepcopy(load_event(name))
+    base = {n: v for n, v in event["headers"].items() if n.lower() not in ("authorization", "content-type", "content-length")}
+    all_headers = {**base, **(headers or {})}
+    body: str | None = event.get("body")
+    is_base64 = event.get("isBase64Encoded", False)
+    if form is not None:
+        body, is_base64, content_type = urlencode(form), False, content_type or "application/x-www-form-urlencoded"
+    elif json_body is not None:
+        body, is_base64, content_type = json.dumps(json_body), False, content_type or "application/json"
+    elif raw_body is not None:
+        if isinstance(raw_body, bytes):
+            body, is_base64 = base64.b64encode(raw_body).decode(), True
+        else:
+            body, is_base64 = raw_body, False
+    elif "content-type" in {n.lower() for n in event["headers"]} and content_type is None:
+        content_type = next(v for n, v in event["headers"].items() if n.lower() == "content-type")
+    if content_type is not None:
+        all_headers["Content-Type"] = content_type
+    event["headers"] = all_headers
+    event["multiValueHeaders"] = {n: [v] for n, v in all_headers.items()}
+    event["body"], event["isBase64Encoded"] = body, is_base64
+    if query is not None:
+        query = {k: str(v) for k, v in query.items()}
+        event["queryStringParameters"] = query or None
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
+    if conversion_id is not None:
+        event["pathParameters"] = {"conversion_id": str(conversion_id)}
+        stage = event["requestContext"]["stage"]
+        event["path"] = f"/api/goals-conversions/{conversion_id}"
+        event["requestContext"]["path"] = f"/{stage}{event['path']}"
+    return event
+
+
+class Result:
+    """A handler's proxy response, decoded."""
+
+    def __init__(self, response: dict[str, Any]):
+        self.raw = response
+        self.status = response["statusCode"]
+        headers = {n: v for n, v in (response.get("headers") or {}).items()}
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[name] = values[-1]
+        self.headers = {n.lower(): v for n, v in headers.items()}
+        self.text = response.get("body") or ""
+        self.json = json.loads(self.text) if self.text else None
+
+    def __repr__(self) -> str:
+        return f"<Result {self.status} {self.text[:200]}>"
+
+
+class LambdaContext:
+    function_name = "test"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id = "test-request"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def invoke(handler_module: Any, event: dict[str, Any]) -> Result:
+    return Result(handler_module.lambda_handler(event, LambdaContext()))
+
+
+# -- HTTP into the local server ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def local_api() -> str:
+    """The local API Gateway (same code as `goals-conversions serve`) on a free port."""
+    from goals_conversions_local.server import LocalApi, make_server
+
+    server = make_server(LocalApi(TEMPLATE), "127.0.0.1", 0, access_log=None)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
