@@ -103,6 +103,22 @@ def import_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def openapi(args: argparse.Namespace) -> int:
+    from goals_conversions_local.embedded import use_local_credentials
+    from goals_conversions_local.openapi import build_document, render
+    from goals_conversions_local.runtime import apply_environment
+
+    template = Template()
+    apply_environment(template)
+    use_local_credentials()  # handler modules build a client at import; nothing is called
+    text = render(build_document(template))
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="goals-conversions", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     import_parser = commands.add_parser("import", help="load a seed file into the configured DynamoDB")
     import_parser.add_argument("file", type=Path)
     import_parser.set_defaults(run=import_seed)
+
+    openapi_parser = commands.add_parser("openapi", help="print the OpenAPI document generated from the handlers")
+    openapi_parser.add_argument("--output", type=Path, help="write it to this file instead")
+    openapi_parser.set_defaults(run=openapi)
 
     args = parser.parse_args(argv)
     try:

@@ -47,14 +47,18 @@ class Functions:
 
     def __init__(self, template: Template):
         self.template = template
-        self._handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {}
+        self._modules: dict[str, ModuleType] = {}
+
+    def module(self, spec: FunctionSpec) -> ModuleType:
+        """The function's handler module, imported once from its CodeUri."""
+        if spec.name not in self._modules:
+            module_name = spec.handler.rsplit(".", 1)[0]
+            path = spec.code_dir / f"{module_name}.py"
+            self._modules[spec.name] = _load_module(f"local_{spec.short_name}_{module_name}", path)
+        return self._modules[spec.name]
 
     def handler(self, spec: FunctionSpec) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-        if spec.name not in self._handlers:
-            module_name, function_name = spec.handler.rsplit(".", 1)
-            module = _load_module(f"local_{spec.short_name}_{module_name}", spec.code_dir / f"{module_name}.py")
-            self._handlers[spec.name] = getattr(module, function_name)
-        return self._handlers[spec.name]
+        return getattr(self.module(spec), spec.handler.rsplit(".", 1)[1])
 
     def invoke(self, spec: FunctionSpec, event: dict[str, Any]) -> dict[str, Any]:
         context = LambdaContext(spec.name, str(uuid.uuid4()))
