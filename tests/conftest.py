@@ -149,7 +149,11 @@ def api_event(
     urlencoded body, `json_body` a JSON one, `raw_body` exactly the given body.
     """
     event = copy.deepcopy(load_event(name))
-    base = {n: v for n, v in event["headers"].items() if n.lower() not in ("authorization", "content-type", "content-length")}
+    base = {
+        n: v
+        for n, v in event["headers"].items()
+        if n.lower() not in ("authorization", "content-type", "content-length")
+    }
     all_headers = {**base, **(headers or {})}
     body: str | None = event.get("body")
     is_base64 = event.get("isBase64Encoded", False)

@@ -1,5 +1,4 @@
 from conftest import api_event, invoke
-
 from functions.create_conversion import app as create_app
 from functions.get_conversion import app as get_app
 

@@ -38,7 +38,9 @@ def list_conversions(
     # order_by needs no branch: ids grow with datetime, so both orders are the same sort key.
     if datetime_start and datetime_end and datetime_start > datetime_end:
         raise invalid("datetime_start", "datetime_start must not be after datetime_end")
-    request = ListRequest(goal_id, website_id, datetime_start, datetime_end, order_type == "ASC", page, results_per_page)
+    request = ListRequest(
+        goal_id, website_id, datetime_start, datetime_end, order_type == "ASC", page, results_per_page
+    )
     result = services.repository.list_conversions(current_user(app), request)
     return list_response(app, result, page, results_per_page, services.settings.public_base_url)
 

@@ -19,9 +19,10 @@ def _data_table() -> str:
 
 
 def _client() -> Any:
+    from conversions_core.settings import Settings
     from conversions_core.wiring import dynamodb_client
 
-    return dynamodb_client()
+    return dynamodb_client(Settings.from_env().dynamodb_timeout_seconds)
 
 
 def load_seed_file(path: Path, client: Any = None) -> dict[str, int]:
@@ -44,7 +45,9 @@ def prepare(seed: Path | None) -> tuple[Template, Any]:
     ensure_tables(template, client)
     if seed:
         counts = load_seed_file(seed, client)
-        print(f"Seeded {endpoint} from {seed}: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n), file=sys.stderr)
+        print(
+            f"Seeded {endpoint} from {seed}: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n), file=sys.stderr
+        )
     return template, server
 
 
@@ -132,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     invoke_parser = commands.add_parser("invoke", help="run one function's handler on an event file")
     invoke_parser.add_argument("function", help="logical id (ListConversionsFunction) or folder (list_conversions)")
     invoke_parser.add_argument("--event", required=True, type=Path)
-    invoke_parser.add_argument("--seed", type=Path, help=f"seed file (default on the embedded database: {DEMO_SEED.name})")
+    invoke_parser.add_argument(
+        "--seed", type=Path, help=f"seed file (default on the embedded database: {DEMO_SEED.name})"
+    )
     invoke_parser.set_defaults(run=invoke)
 
     import_parser = commands.add_parser("import", help="load a seed file into the configured DynamoDB")

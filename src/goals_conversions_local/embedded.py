@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from typing import Any
 
 import boto3
@@ -15,6 +16,9 @@ LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "us-east-1",
+    # The embedded database answers one request at a time and moto's transactions copy the
+    # table: give it far longer than DynamoDB's milliseconds before the client retries.
+    "DYNAMODB_TIMEOUT_SECONDS": "60",
 }
 
 
@@ -30,15 +34,33 @@ def use_local_credentials() -> None:
         os.environ.setdefault(name, value)
 
 
+class _OneRequestAtATime:
+    """WSGI wrapper that runs moto's requests one at a time.
+
+    moto's backends are not thread-safe (a transaction deep-copies the table while another
+    request may be writing to it); DynamoDB itself applies each write atomically, so running
+    requests one after another is a faithful stand-in under concurrent clients.
+    """
+
+    def __init__(self, app: Any):
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
 def start_embedded_dynamodb(host: str = "127.0.0.1", port: int | None = None) -> tuple[Any, str]:
-    """Start moto's server in this process; returns (server, endpoint URL)."""
-    from moto.server import ThreadedMotoServer
+    """Start moto's server in a thread of this process; returns (server, endpoint URL)."""
+    from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = port or free_port(host)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    return server, f"http://{host}:{port}"
+    app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    server = make_server(host, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://{host}:{server.server_address[1]}"
 
 
 def dynamodb_endpoint() -> tuple[Any, str]:

@@ -7,9 +7,10 @@ import os
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from goals_conversions_local.template import FunctionSpec, Template
 

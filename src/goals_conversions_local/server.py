@@ -158,7 +158,11 @@ def make_server(api: LocalApi, host: str, port: int, access_log: Any = sys.stder
                 self.wfile.write(data)
             millis = (time.perf_counter() - started) * 1000
             if access_log:
-                print(f"{self.command} {urlsplit(self.path).path} {response['statusCode']} {millis:.1f}ms", file=access_log, flush=True)
+                print(
+                    f"{self.command} {urlsplit(self.path).path} {response['statusCode']} {millis:.1f}ms",
+                    file=access_log,
+                    flush=True,
+                )
 
         do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = _serve
 

@@ -155,7 +155,9 @@ def no_content() -> Response:
     return Response(204, None, "")
 
 
-def list_response(app: APIGatewayRestResolver, page: Page, number: int, per_page: int, base_url: str | None) -> Response:
+def list_response(
+    app: APIGatewayRestResolver, page: Page, number: int, per_page: int, base_url: str | None
+) -> Response:
     """The list endpoint's body: data, meta and links that page through the same query."""
     total_pages = math.ceil(page.total / per_page) if page.total else 0
     query = app.current_event.query_string_parameters or {}

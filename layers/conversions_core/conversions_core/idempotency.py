@@ -56,7 +56,9 @@ class OnceOnly:
                 Problem("This Idempotency-Key was already used with a different body", "Idempotency-Key")
             ) from None
         except IdempotencyPersistenceLayerError:
-            raise ServiceUnavailableError(Problem("The service is busy; retry shortly"), headers={"Retry-After": "1"}) from None
+            raise ServiceUnavailableError(
+                Problem("The service is busy; retry shortly"), headers={"Retry-After": "1"}
+            ) from None
 
     def _build(self, create: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., Any]:
         if self._once is not None:

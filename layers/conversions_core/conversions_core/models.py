@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -56,7 +56,7 @@ def parse_datetime(value: str) -> datetime:
     """Parse a query datetime: 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DDTHH:MM[:SS]', UTC."""
     for layout in (DATETIME_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"):
         try:
-            return datetime.strptime(value, layout).replace(tzinfo=timezone.utc)
+            return datetime.strptime(value, layout).replace(tzinfo=UTC)
         except ValueError:
             continue
     raise ValueError("not a datetime")
@@ -83,7 +83,9 @@ OrderType = Literal["ASC", "DESC"]
 DatetimeField = Literal["datetime"]
 ClearableId = Annotated[PositiveId | None, BeforeValidator(_blank_to_none)]
 ConversionIdPath = Annotated[int, Path(gt=0, le=MAX_ID, description="The conversion's id")]
-GoalAttribute = Annotated[Any, AfterValidator(_refuse_goal_attribute), Field(description="Not accepted: change it on the goal")]
+GoalAttribute = Annotated[
+    Any, AfterValidator(_refuse_goal_attribute), Field(description="Not accepted: change it on the goal")
+]
 
 
 class ConversionCreate(BaseModel):
@@ -160,5 +162,4 @@ class User:
 
 
 def format_datetime(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime(DATETIME_FORMAT)
-
+    return value.astimezone(UTC).strftime(DATETIME_FORMAT)

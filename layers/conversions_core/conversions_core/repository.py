@@ -21,12 +21,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from conversions_core.errors import (
     ConflictError,
@@ -140,20 +140,12 @@ class Repository:
     def __init__(self, client: Any, table_name: str, clock: Callable[[], datetime] | None = None):
         self._client = client
         self._table = table_name
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     # -- low level ---------------------------------------------------------------------------
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        """Run one DynamoDB call; throttling and server faults that outlast retries become 503."""
-        try:
-            return getattr(self._client, operation)(**kwargs)
-        except ClientError as error:
-            if error.response["Error"]["Code"] in _UNAVAILABLE_CODES:
-                raise ServiceUnavailableError(
-                    Problem("The database is busy; retry shortly"), headers={"Retry-After": "1"}
-                ) from error
-            raise
+        return _call(self._client, operation, **kwargs)
 
     def _get(self, key: dict[str, str], consistent: bool = True) -> dict[str, Any] | None:
         response = self._call("get_item", TableName=self._table, Key=_to_dynamo(key), ConsistentRead=consistent)
@@ -218,8 +210,7 @@ class Repository:
         given = {name: value for name, value in refs.items() if value is not None}
         if given and website["tracking_mode"] != "normal":
             raise invalid_many(
-                (name, f"{name} is only accepted when the goal's website has tracking_mode normal")
-                for name in given
+                (name, f"{name} is only accepted when the goal's website has tracking_mode normal") for name in given
             )
         kinds = {"visitor_id": "VISITOR", "session_id": "SESSION", "event_id": "EVENT"}
         found = {
@@ -271,12 +262,7 @@ class Repository:
         offset = (request.page - 1) * request.results_per_page
         if offset >= total:
             return Page([], total)
-        ordered = days if request.ascending else list(reversed(days))
-        skip = offset
-        for day, count in ordered:
-            if skip < count:
-                break
-            skip -= count
+        day, skip = _page_start(days if request.ascending else days[::-1], offset)
         if request.ascending:
             low = max(low, f"{day} 00:00:00#")
         else:
@@ -449,8 +435,17 @@ class Repository:
         item = self._get(_SEQUENCE_KEY) or {}
         return item.get("last_id", 0), item.get("last_datetime")
 
+    def latest_conversion_datetime(self, user_id: int) -> str | None:
+        """The datetime of the user's newest conversion, or None."""
+        scope = Scope("USER", user_id)
+        page = next(self._range_query(scope, _LOWEST_SORT_KEY, _HIGHEST_SORT_KEY, ScanIndexForward=False, Limit=1))
+        return _from_dynamo(page["Items"][0])["datetime"] if page["Items"] else None
+
     def _listed_key(self, conversion: Conversion) -> dict[str, str]:
-        return {"pk": Scope("WEBSITE", conversion.website_id).partition, "sk": _sort_key(conversion.datetime, conversion.id)}
+        return {
+            "pk": Scope("WEBSITE", conversion.website_id).partition,
+            "sk": _sort_key(conversion.datetime, conversion.id),
+        }
 
     def _listed_item(self, conversion: Conversion) -> dict[str, Any]:
         return {
@@ -508,7 +503,8 @@ class Repository:
         """Write validated seed records: users with their key hash, entities, conversions.
 
         Entities are written as given (an existing id is replaced); conversions are assumed to
-        have been checked against `sequence()` so that ids keep growing with datetime.
+        have been checked (seed.py) so that each user's ids keep growing with datetime. The
+        sequence moves past every imported id, so later creates get higher ids.
         """
         items: list[dict[str, Any]] = []
         for user, key_hash in users:
@@ -521,13 +517,18 @@ class Repository:
         self._batch_write(items)
         self._add_counts(conversions)
         if conversions:
-            last = max(conversions, key=lambda c: c.id)
+            last_id, last_datetime = self.sequence()
             self._call(
                 "update_item",
                 TableName=self._table,
                 Key=_to_dynamo(_SEQUENCE_KEY),
                 UpdateExpression="SET last_id = :id, last_datetime = :when",
-                ExpressionAttributeValues=_to_dynamo({":id": last.id, ":when": last.datetime}),
+                ExpressionAttributeValues=_to_dynamo(
+                    {
+                        ":id": max(last_id, *(c.id for c in conversions)),
+                        ":when": max(last_datetime or "", *(c.datetime for c in conversions)),
+                    }
+                ),
             )
 
     def _batch_write(self, items: list[dict[str, Any]]) -> None:
@@ -564,17 +565,41 @@ class RateLimitCounter:
         """Count one request; returns (requests in this window, seconds until it ends)."""
         now = self._clock()
         window = int(now // 60) * 60
-        try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=_to_dynamo({"pk": f"{key_hash}#{window}"}),
-                UpdateExpression="ADD requests :one SET expires_at = :expires",
-                ExpressionAttributeValues=_to_dynamo({":one": 1, ":expires": window + 120}),
-                ReturnValues="UPDATED_NEW",
-            )
-        except ClientError as error:
-            raise ServiceUnavailableError(Problem("The service is busy; retry shortly"), headers={"Retry-After": "1"}) from error
+        response = _call(
+            self._client,
+            "update_item",
+            TableName=self._table,
+            Key=_to_dynamo({"pk": f"{key_hash}#{window}"}),
+            UpdateExpression="ADD requests :one SET expires_at = :expires",
+            ExpressionAttributeValues=_to_dynamo({":one": 1, ":expires": window + 120}),
+            ReturnValues="UPDATED_NEW",
+        )
         return int(_from_dynamo(response["Attributes"])["requests"]), max(1, int(window + 60 - now))
+
+
+def _call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
+    """Run one DynamoDB call; throttling and server faults that outlast retries become 503."""
+    try:
+        return getattr(client, operation)(**kwargs)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in _UNAVAILABLE_CODES:
+            raise _unavailable() from error
+        raise
+    except (ConnectionError, HTTPClientError) as error:  # timeouts and resets, after retries
+        raise _unavailable() from error
+
+
+def _unavailable() -> ServiceUnavailableError:
+    return ServiceUnavailableError(Problem("The database is busy; retry shortly"), headers={"Retry-After": "1"})
+
+
+def _page_start(days: list[tuple[str, int]], offset: int) -> tuple[str, int]:
+    """The day holding the item at `offset` (days in reading order) and how many of its items precede it."""
+    for day, count in days:
+        if offset < count:
+            return day, offset
+        offset -= count
+    raise ValueError("offset beyond the counted days")
 
 
 def _is_cancelled(error: ClientError) -> bool:

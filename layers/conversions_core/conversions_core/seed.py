@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -143,7 +143,7 @@ class _Checker:
         for index, goal in enumerate(self.seed.goals):
             if self.lookup("WEBSITE", goal.website_id) is None:
                 self.problems.append(f"goals[{index}]: website {goal.website_id} does not exist")
-        for section, kind in (("visitors", "VISITOR"), ("sessions", "SESSION"), ("events", "EVENT")):
+        for section in ("visitors", "sessions", "events"):
             for index, record in enumerate(getattr(self.seed, section)):
                 website = self.lookup("WEBSITE", record.website_id)
                 if website is None:
@@ -159,27 +159,35 @@ class _Checker:
             self.problems.append(f"{where}: {kind.lower()} {parent_id} does not exist on website {website_id}")
 
     def _check_conversions(self) -> list[Conversion]:
-        last_id, last_datetime = self.repository.sequence()
-        conversions = []
+        last_id, _ = self.repository.sequence()
+        checked = []
         for index, row in enumerate(self.seed.conversions):
             where = f"conversions[{index}] (id {row.id})"
             conversion = self._conversion(where, row)
             if conversion is not None:
-                conversions.append((where, conversion))
+                checked.append((where, conversion))
             if row.datetime > self.now.strftime(DATETIME_FORMAT):
                 self.problems.append(f"{where}: datetime {row.datetime} is in the future")
             if row.id <= last_id:
                 self.problems.append(f"{where}: id must be above {last_id}, the last id already in the table")
-        previous: tuple[str, Conversion] | None = None
-        for where, conversion in sorted(conversions, key=lambda pair: pair[1].id):
-            floor = previous[1].datetime if previous else (last_datetime or "")
+        by_user: dict[int, list[tuple[str, Conversion]]] = {}
+        for where, conversion in checked:
+            by_user.setdefault(conversion.user_id, []).append((where, conversion))
+        for user_id, rows in by_user.items():
+            self._check_order(user_id, rows)
+        return [conversion for _, conversion in checked]
+
+    def _check_order(self, user_id: int, rows: list[tuple[str, Conversion]]) -> None:
+        """Every list is one user's: within a user, ids must grow with datetime."""
+        floor = self.repository.latest_conversion_datetime(user_id) or ""
+        before = f"user {user_id}'s latest conversion already in the table ({floor})"
+        for where, conversion in sorted(rows, key=lambda pair: pair[1].id):
             if conversion.datetime < floor:
-                before = f"id {previous[1].id} at {floor}" if previous else f"the table's last conversion at {floor}"
                 self.problems.append(
                     f"{where}: datetime {conversion.datetime} is earlier than {before}; ids must grow with datetime"
                 )
-            previous = (where, conversion)
-        return [conversion for _, conversion in conversions]
+            else:
+                floor, before = conversion.datetime, f"id {conversion.id} ({conversion.datetime})"
 
     def _conversion(self, where: str, row: SeedConversion) -> Conversion | None:
         goal = self.lookup("GOAL", row.goal_id)
@@ -210,7 +218,7 @@ def load_seed(repository: Repository, data: Any, now: datetime | None = None) ->
         raise SeedError(
             [f"{'.'.join(str(p) for p in e['loc']) or 'seed'}: {e['msg']}" for e in error.errors()]
         ) from None
-    checker = _Checker(seed, repository, now or datetime.now(timezone.utc))
+    checker = _Checker(seed, repository, now or datetime.now(UTC))
     conversions = checker.run()
     if checker.problems:
         raise SeedError(checker.problems)

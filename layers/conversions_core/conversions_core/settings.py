@@ -13,6 +13,7 @@ class Settings:
     idempotency_table_name: str
     default_rate_limit_per_minute: int
     public_base_url: str | None
+    dynamodb_timeout_seconds: float = 3
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -22,4 +23,5 @@ class Settings:
             idempotency_table_name=os.environ.get("IDEMPOTENCY_TABLE_NAME", "IdempotencyTable"),
             default_rate_limit_per_minute=int(os.environ.get("DEFAULT_RATE_LIMIT_PER_MINUTE", "60")),
             public_base_url=os.environ.get("PUBLIC_BASE_URL") or None,
+            dynamodb_timeout_seconds=float(os.environ.get("DYNAMODB_TIMEOUT_SECONDS", "3")),
         )

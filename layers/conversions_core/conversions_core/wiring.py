@@ -12,12 +12,16 @@ from conversions_core.auth import Gate
 from conversions_core.repository import RateLimitCounter, Repository
 from conversions_core.settings import Settings
 
-# Standard retry mode backs off on throttling and 5xx before the repository gives up with a 503.
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
 
-
-def dynamodb_client() -> Any:
-    return boto3.client("dynamodb", config=_CLIENT_CONFIG)
+def dynamodb_client(timeout_seconds: float = 3) -> Any:
+    """A DynamoDB client whose standard retry mode backs off on throttling, 5xx and timeouts
+    (the repository turns what outlasts the retries into a 503)."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=timeout_seconds,
+        read_timeout=timeout_seconds,
+    )
+    return boto3.client("dynamodb", config=config)
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class Services:
 
 def build_services(settings: Settings | None = None, client: Any = None) -> Services:
     settings = settings or Settings.from_env()
-    client = client or dynamodb_client()
+    client = client or dynamodb_client(settings.dynamodb_timeout_seconds)
     repository = Repository(client, settings.data_table_name)
     counter = RateLimitCounter(client, settings.rate_limit_table_name)
     gate = Gate(repository, counter, settings.default_rate_limit_per_minute)

@@ -1,0 +1,128 @@
+"""Seed files: validated as a whole; a seed that breaks a rule writes nothing."""
+
+import json
+
+import pytest
+
+from conftest import ROOT, api_event, invoke, new_id
+from conversions_core.seed import SeedError, load_seed
+from functions.create_conversion import app as create_app
+from functions.list_conversions import app as list_app
+
+
+def test_the_demo_seed_is_valid_and_documented_in_the_contract_shape():
+    demo = json.loads((ROOT / "seeds" / "demo.json").read_text())
+    assert demo["users"][0]["api_key"] == "demo-key"
+    assert demo["conversions"][0] == {
+        "id": 1,
+        "goal_id": 1,
+        "visitor_id": 1,
+        "session_id": 1,
+        "event_id": 1,
+        "datetime": "2026-05-17 03:07:56",
+    }
+
+
+def _fresh_ids(count):
+    return [new_id() for _ in range(count)]
+
+
+def test_a_seed_with_several_problems_lists_them_all_and_writes_nothing(repository):
+    user, website, goal, visitor = _fresh_ids(4)
+    last_id, _ = repository.sequence()
+    seed = {
+        "users": [{"user_id": user, "api_key": f"k-{user}", "status": "active"}],
+        "websites": [
+            {"website_id": website, "user_id": user, "host": "x.example", "tracking_mode": "lightweight"},
+            {"website_id": website, "user_id": user, "host": "dup.example", "tracking_mode": "normal"},
+        ],
+        "goals": [{"goal_id": goal, "website_id": website, "type": "custom", "name": "G"}],
+        "visitors": [{"visitor_id": visitor, "website_id": 424242424}],
+        "conversions": [
+            {"id": last_id + 1, "goal_id": goal, "visitor_id": visitor, "datetime": "2026-06-01 00:00:00"},
+            {"id": last_id + 2, "goal_id": 535353535, "datetime": "2026-06-02 00:00:00"},
+        ],
+    }
+    with pytest.raises(SeedError) as refused:
+        load_seed(repository, seed)
+    text = "\n".join(refused.value.problems)
+    assert "appears twice" in text
+    assert "website 424242424 does not exist" in text
+    assert "goal 535353535 does not exist" in text
+    assert len(refused.value.problems) >= 4
+    assert repository.get_entity("USER", user) is None
+    assert repository.get_entity("GOAL", goal) is None
+    assert repository.sequence()[0] == last_id
+
+
+@pytest.mark.parametrize(
+    "bad_record, words",
+    [
+        ({"users": [{"user_id": 0, "api_key": "k"}]}, "users.0.user_id"),
+        ({"users": [{"user_id": 5, "api_key": "k", "status": "paused"}]}, "users.0.status"),
+        ({"websites": [{"website_id": 5, "user_id": 5, "tracking_mode": "heavy"}]}, "websites.0.tracking_mode"),
+        ({"goals": [{"goal_id": 5, "website_id": 5, "type": "click"}]}, "goals.0.type"),
+        ({"conversions": [{"id": 5, "goal_id": 5, "datetime": "2026-06-01T00:00:00"}]}, "conversions.0.datetime"),
+        ({"tables": []}, "tables"),
+    ],
+)
+def test_records_that_break_the_shape_are_refused(repository, bad_record, words):
+    with pytest.raises(SeedError) as refused:
+        load_seed(repository, bad_record)
+    assert any(p.startswith(words) for p in refused.value.problems), refused.value.problems
+
+
+def test_conversions_whose_ids_do_not_grow_with_datetime_are_refused_by_name(tenant):
+    last_id, _ = tenant.repository.sequence()
+    rows = [
+        {"id": last_id + 1, "goal_id": tenant.goal_id, "datetime": "2026-06-02 00:00:00"},
+        {"id": last_id + 2, "goal_id": tenant.goal_id, "datetime": "2026-06-01 00:00:00"},
+    ]
+    with pytest.raises(SeedError) as refused:
+        load_seed(tenant.repository, {"conversions": rows})
+    [problem] = refused.value.problems
+    assert f"(id {last_id + 2})" in problem and "ids must grow with datetime" in problem
+
+
+def test_conversions_in_the_future_or_below_existing_ids_are_refused(tenant):
+    tenant.import_conversions([{"goal_id": tenant.goal_id, "datetime": "2026-05-01 00:00:00"}])
+    last_id, _ = tenant.repository.sequence()
+    rows = [
+        {"id": last_id, "goal_id": tenant.goal_id, "datetime": "2026-06-01 00:00:00"},
+        {"id": last_id + 1, "goal_id": tenant.goal_id, "datetime": "2999-01-01 00:00:00"},
+    ]
+    with pytest.raises(SeedError) as refused:
+        load_seed(tenant.repository, {"conversions": rows})
+    text = "\n".join(refused.value.problems)
+    assert "the last id already in the table" in text and "in the future" in text
+
+
+def test_conversion_references_follow_the_create_rules(tenant):
+    last_id, _ = tenant.repository.sequence()
+    rows = [
+        {
+            "id": last_id + 1,
+            "goal_id": tenant.lightweight_goal_id,
+            "visitor_id": tenant.visitor_id,
+            "datetime": "2026-06-01 00:00:00",
+        },
+        {
+            "id": last_id + 2,
+            "goal_id": tenant.goal_id,
+            "visitor_id": tenant.visitor_id,
+            "session_id": tenant.other_session_id,
+            "datetime": "2026-06-01 00:00:01",
+        },
+    ]
+    with pytest.raises(SeedError) as refused:
+        load_seed(tenant.repository, {"conversions": rows})
+    text = "\n".join(refused.value.problems)
+    assert "tracking_mode normal" in text and "does not belong to visitor" in text
+
+
+def test_imported_conversions_take_the_goals_website_and_user_and_later_creates_get_higher_ids(tenant):
+    [imported] = tenant.import_conversions([{"goal_id": tenant.second_goal_id, "datetime": "2026-06-01 00:00:00"}])
+    listed = invoke(list_app, api_event("list_conversions", headers=tenant.auth, query={})).json["data"]
+    assert listed[0]["website_id"] == tenant.website_id and listed[0]["user_id"] == tenant.user_id
+    created = invoke(create_app, api_event("create_conversion", headers=tenant.auth, form={"goal_id": tenant.goal_id}))
+    assert created.json["data"]["id"] > imported
