@@ -22,9 +22,17 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 PROVIDED_BY_RUNTIME = {"boto3", "botocore"}
-ENVIRONMENT = {"python_version": "3.13", "python_full_version": "3.13.0", "platform_machine": "aarch64",
-               "sys_platform": "linux", "platform_system": "Linux", "implementation_name": "cpython",
-               "platform_python_implementation": "CPython", "os_name": "posix", "extra": ""}
+ENVIRONMENT = {
+    "python_version": "3.13",
+    "python_full_version": "3.13.0",
+    "platform_machine": "aarch64",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+    "extra": "",
+}
 EM_AARCH64 = 183
 
 
@@ -84,8 +92,10 @@ def main(argv: list[str]) -> int:
     if problems:
         return 1
     unpacked = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
-    print(f"check_build: OK; layer {unpacked / 1e6:.1f} MB unpacked, {zipped_size(layer) / 1e6:.1f} MB zipped; "
-          f"{len(functions)} functions")
+    print(
+        f"check_build: OK; layer {unpacked / 1e6:.1f} MB unpacked, {zipped_size(layer) / 1e6:.1f} MB zipped; "
+        f"{len(functions)} functions"
+    )
     return 0
 
 

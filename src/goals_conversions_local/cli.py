@@ -39,6 +39,8 @@ def prepare(seed: Path | None) -> tuple[Template, Any]:
 
     template = Template()
     apply_environment(template)
+    # EMF metric lines would mix with `invoke`'s JSON on stdout; POWERTOOLS_METRICS_DISABLED=false shows them.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     server, endpoint = dynamodb_endpoint()
     client = _client()
     ensure_tables(template, client)
