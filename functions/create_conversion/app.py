@@ -23,7 +23,12 @@ def _create(fields: dict[str, Any]) -> dict[str, Any]:
     return created.model_dump()
 
 
-@app.post("/api/goals-conversions", summary="Record a conversion")
+@app.post(
+    "/api/goals-conversions",
+    summary="Record a conversion",
+    status_code=201,
+    response_description="Created",
+)
 def create_conversion(
     body: Annotated[ConversionCreate, Body()],
     idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,

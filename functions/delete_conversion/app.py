@@ -13,7 +13,12 @@ services = build_services()
 app = new_resolver()
 
 
-@app.delete("/api/goals-conversions/<conversion_id>", summary="Delete a conversion")
+@app.delete(
+    "/api/goals-conversions/<conversion_id>",
+    summary="Delete a conversion",
+    status_code=204,
+    response_description="Deleted",
+)
 def delete_conversion(conversion_id: ConversionIdPath):
     services.repository.delete_conversion(current_user(app), conversion_id)
     count(CONVERSIONS_DELETED)

@@ -75,6 +75,8 @@ def _contract_errors(document: dict[str, Any]) -> None:
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
+            if "204" in responses:
+                responses["204"].pop("content", None)  # no body
             wanted = dict(statuses)
             if method == "post":
                 wanted["409"] = "Conflict (Idempotency-Key reuse or concurrent change)"
