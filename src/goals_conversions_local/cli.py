@@ -59,6 +59,7 @@ def serve(args: argparse.Namespace) -> int:
         api.functions.handler(spec)  # import every handler now, as warm containers
     httpd = make_server(api, args.host, args.port)
     print(f"Listening on http://{args.host}:{httpd.server_address[1]}", flush=True)
+    print(f"API docs: http://{args.host}:{httpd.server_address[1]}/docs", file=sys.stderr, flush=True)
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:
