@@ -6,7 +6,14 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: install run test lint clean
+# Deploy tooling (aws-sam-cli, cfn-lint) lives in its own venv: its pins would fight the project's.
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed-$(shell cksum requirements-tools.txt | cut -d' ' -f1)
+# No AWS account needed for validate/lint/build: a region, and telemetry off.
+SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(TOOLS)/bin/sam
+BUILD_DIR := .aws-sam/build
+
+.PHONY: install tools browser run test check build lint openapi cost clean
 
 install: $(STAMP)
 
@@ -16,17 +23,48 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
+	rm -f $(TOOLS)/.installed-* && touch $@
+
+# Headless Chromium renders the Swagger UI page in the docs test (Debian's package; CI runs as root).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
 run: install
 	@echo "Demo API key: demo-key"
 	@echo "Try: curl -H 'Authorization: Bearer demo-key' 'http://$(HOST):$(PORT)/api/goals-conversions?results_per_page=10'"
+	@echo "API docs: http://$(HOST):$(PORT)/docs"
 	$(BIN)/goals-conversions serve --host $(HOST) --port $(PORT) --seed seeds/demo.json
 
-test: install
+test: install check browser
 	$(BIN)/pytest
+
+# The template lints, validates and builds for its runtime and architecture, offline, without Docker.
+check: tools
+	$(TOOLS)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint
+	$(MAKE) --no-print-directory build
+	$(TOOLS)/bin/python scripts/check_build.py $(BUILD_DIR)
+
+build: tools
+	$(SAM) build --cached --parallel --build-dir $(BUILD_DIR)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Regenerates docs/openapi.json from the handlers (a test fails while it is stale).
+openapi: install
+	$(BIN)/goals-conversions openapi --output docs/openapi.json
+
+# Warm durations and DynamoDB calls per request: the figures behind the README's cost table.
+cost: install
+	$(BIN)/python bench/cost.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache

@@ -8,6 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from conversions_core.http import current_user, handle, logger, new_resolver, ok
 from conversions_core.idempotency import IdempotencyKey, OnceOnly
 from conversions_core.models import Conversion, ConversionCreate
+from conversions_core.observability import CONVERSIONS_CREATED, count
 from conversions_core.wiring import build_services
 
 services = build_services()
@@ -17,10 +18,17 @@ app = new_resolver()
 
 def _create(fields: dict[str, Any]) -> dict[str, Any]:
     refs = {name: value for name, value in fields.items() if name != "goal_id"}
-    return services.repository.create_conversion(current_user(app), fields["goal_id"], refs).model_dump()
+    created = services.repository.create_conversion(current_user(app), fields["goal_id"], refs)
+    count(CONVERSIONS_CREATED)  # here, not per response: an idempotent replay creates nothing
+    return created.model_dump()
 
 
-@app.post("/api/goals-conversions", summary="Record a conversion")
+@app.post(
+    "/api/goals-conversions",
+    summary="Record a conversion",
+    status_code=201,
+    response_description="Created",
+)
 def create_conversion(
     body: Annotated[ConversionCreate, Body()],
     idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,

@@ -6,15 +6,22 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from conversions_core.http import current_user, handle, logger, new_resolver, no_content
 from conversions_core.models import ConversionIdPath
+from conversions_core.observability import CONVERSIONS_DELETED, count
 from conversions_core.wiring import build_services
 
 services = build_services()
 app = new_resolver()
 
 
-@app.delete("/api/goals-conversions/<conversion_id>", summary="Delete a conversion")
+@app.delete(
+    "/api/goals-conversions/<conversion_id>",
+    summary="Delete a conversion",
+    status_code=204,
+    response_description="Deleted",
+)
 def delete_conversion(conversion_id: ConversionIdPath):
     services.repository.delete_conversion(current_user(app), conversion_id)
+    count(CONVERSIONS_DELETED)
     return no_content()
 
 

@@ -7,6 +7,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from conversions_core.http import current_user, handle, logger, new_resolver, ok
 from conversions_core.models import ConversionIdPath, ConversionUpdate
+from conversions_core.observability import CONVERSIONS_UPDATED, count
 from conversions_core.wiring import build_services
 
 services = build_services()
@@ -16,6 +17,7 @@ app = new_resolver()
 @app.post("/api/goals-conversions/<conversion_id>", summary="Update a conversion")
 def update_conversion(conversion_id: ConversionIdPath, body: Annotated[ConversionUpdate, Body()]):
     conversion = services.repository.update_conversion(current_user(app), conversion_id, body.changes())
+    count(CONVERSIONS_UPDATED)
     return ok(conversion.model_dump())
 
 

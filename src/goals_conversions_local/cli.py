@@ -40,6 +40,8 @@ def prepare(seed: Path | None) -> tuple[Template, Any]:
 
     template = Template()
     apply_environment(template)
+    # EMF metric lines would mix with `invoke`'s JSON on stdout; POWERTOOLS_METRICS_DISABLED=false shows them.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     server, endpoint = dynamodb_endpoint()
     client = _client()
     ensure_tables(template, client)
@@ -60,6 +62,7 @@ def serve(args: argparse.Namespace) -> int:
         api.functions.handler(spec)  # import every handler now, as warm containers
     httpd = make_server(api, args.host, args.port)
     print(f"Listening on http://{args.host}:{httpd.server_address[1]}", flush=True)
+    print(f"API docs: http://{args.host}:{httpd.server_address[1]}/docs", file=sys.stderr, flush=True)
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:

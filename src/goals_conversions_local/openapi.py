@@ -31,10 +31,10 @@ ERROR_SCHEMA = {
 }
 
 
-def build_document(template: Template | None = None) -> dict[str, Any]:
+def build_document(template: Template | None = None, functions: Functions | None = None) -> dict[str, Any]:
     """One document for all functions: each handler module's resolver describes its route."""
     template = template or Template()
-    functions = Functions(template)
+    functions = functions or Functions(template)
     document: dict[str, Any] = {}
     for spec in template.functions():
         module = functions.module(spec)
@@ -61,7 +61,7 @@ def build_document(template: Template | None = None) -> dict[str, Any]:
 def _contract_errors(document: dict[str, Any]) -> None:
     """Powertools documents 422 validation errors; this API answers 400 in its own format."""
     components = document.setdefault("components", {}).setdefault("schemas", {})
-    for name in ("HTTPValidationError", "ValidationError"):
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         components.pop(name, None)
     components["Errors"] = ERROR_SCHEMA
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}}
@@ -75,6 +75,8 @@ def _contract_errors(document: dict[str, Any]) -> None:
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
+            if "204" in responses:
+                responses["204"].pop("content", None)  # no body
             wanted = dict(statuses)
             if method == "post":
                 wanted["409"] = "Conflict (Idempotency-Key reuse or concurrent change)"

@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from goals_conversions_local.docs import DocsPages
+from goals_conversions_local.openapi import build_document, render
 from goals_conversions_local.runtime import Functions
 from goals_conversions_local.template import FunctionSpec, Route, Template
 
@@ -110,8 +112,12 @@ class LocalApi:
     def __init__(self, template: Template, functions: Functions | None = None):
         self.functions = functions or Functions(template)
         self.routes = RouteTable(template.functions())
+        self.docs = DocsPages(lambda: render(build_document(template, self.functions)))
 
     def handle(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes) -> dict[str, Any]:
+        page = self.docs.handle(method, urlsplit(raw_path).path)
+        if page is not None:
+            return page
         match = self.routes.match(method, urlsplit(raw_path).path)
         if match is None:
             return _error(404, "No such endpoint")

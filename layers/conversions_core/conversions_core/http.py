@@ -7,7 +7,6 @@ import math
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
@@ -15,8 +14,9 @@ from conversions_core.auth import Gate
 from conversions_core.bodies import parse_body
 from conversions_core.errors import ApiError, InvalidRequestError, NotFoundError, Problem
 from conversions_core.models import Page, User, rule_for
+from conversions_core.observability import logger, observe
 
-logger = Logger()
+__all__ = ["handle", "logger", "new_resolver"]
 
 JSON = "application/json"
 LIST_PARAMETERS = (
@@ -95,7 +95,17 @@ def current_user(app: APIGatewayRestResolver) -> User:
 
 
 def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: Any, gate: Gate) -> dict[str, Any]:
-    """Authenticate, rate-limit, normalise the body, then let the resolver route the request."""
+    """Authenticate, rate-limit, normalise the body, then let the resolver route the request.
+
+    Traced as one subsegment, and its outcome counted in metrics (see observability).
+    """
+    with observe(f"{event.get('httpMethod')} {event.get('resource')}") as outcome:
+        response = _handle(app, event, context, gate)
+        outcome["status"] = response.get("statusCode")
+    return response
+
+
+def _handle(app: APIGatewayRestResolver, event: dict[str, Any], context: Any, gate: Gate) -> dict[str, Any]:
     rate_headers: dict[str, str] = {}
     try:
         headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
