@@ -170,6 +170,7 @@ def setup() -> tuple[Any, dict[str, Any], str]:
     apply_environment(template)
     dynamodb_endpoint()
     import boto3
+
     from conversions_core.repository import Repository
     from conversions_core.seed import load_seed
 

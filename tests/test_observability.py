@@ -10,7 +10,6 @@ import sys
 
 from conftest import ROOT, api_event, invoke
 from conversions_core.observability import logger
-
 from functions.create_conversion import app as create_app
 from functions.delete_conversion import app as delete_app
 from functions.list_conversions import app as list_app

@@ -3,7 +3,6 @@
 import json
 
 from conftest import ROOT, TEMPLATE
-
 from goals_conversions_local.openapi import build_document, render
 
 COMMITTED = ROOT / "docs" / "openapi.json"
