@@ -5,9 +5,9 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.logging import correlation_paths
 
-from conversions_core.http import current_user, handle, logger, new_resolver, ok
+from conversions_core.http import current_user, documented, handle, logger, new_resolver, ok
 from conversions_core.idempotency import IdempotencyKey, OnceOnly
-from conversions_core.models import Conversion, ConversionCreate
+from conversions_core.models import Conversion, ConversionBody, ConversionCreate
 from conversions_core.observability import CONVERSIONS_CREATED, count
 from conversions_core.wiring import build_services
 
@@ -28,6 +28,7 @@ def _create(fields: dict[str, Any]) -> dict[str, Any]:
     summary="Record a conversion",
     status_code=201,
     response_description="Created",
+    responses=documented(201, "The recorded conversion", ConversionBody),
 )
 def create_conversion(
     body: Annotated[ConversionCreate, Body()],

@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from conversions_core.http import current_user, handle, logger, new_resolver, no_content
+from conversions_core.http import current_user, documented, handle, logger, new_resolver, no_content
 from conversions_core.models import ConversionIdPath
 from conversions_core.observability import CONVERSIONS_DELETED, count
 from conversions_core.wiring import build_services
@@ -18,6 +18,7 @@ app = new_resolver()
     summary="Delete a conversion",
     status_code=204,
     response_description="Deleted",
+    responses=documented(204, "Deleted; no body"),
 )
 def delete_conversion(conversion_id: ConversionIdPath):
     services.repository.delete_conversion(current_user(app), conversion_id)

@@ -4,15 +4,19 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from conversions_core.http import current_user, handle, logger, new_resolver, ok
-from conversions_core.models import ConversionIdPath
+from conversions_core.http import current_user, documented, handle, logger, new_resolver, ok
+from conversions_core.models import ConversionBody, ConversionIdPath
 from conversions_core.wiring import build_services
 
 services = build_services()
 app = new_resolver()
 
 
-@app.get("/api/goals-conversions/<conversion_id>", summary="Get one conversion")
+@app.get(
+    "/api/goals-conversions/<conversion_id>",
+    summary="Get one conversion",
+    responses=documented(200, "The conversion", ConversionBody),
+)
 def get_conversion(conversion_id: ConversionIdPath):
     conversion = services.repository.get_conversion(current_user(app), conversion_id)
     return ok(conversion.model_dump())

@@ -6,8 +6,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from conversions_core.errors import invalid
-from conversions_core.http import current_user, handle, list_response, logger, new_resolver
+from conversions_core.http import current_user, documented, handle, list_response, logger, new_resolver
 from conversions_core.models import (
+    ConversionListBody,
     DatetimeField,
     ListRequest,
     OrderBy,
@@ -23,7 +24,11 @@ services = build_services()
 app = new_resolver()
 
 
-@app.get("/api/goals-conversions", summary="List conversions")
+@app.get(
+    "/api/goals-conversions",
+    summary="List conversions",
+    responses=documented(200, "A page of conversions", ConversionListBody),
+)
 def list_conversions(
     goal_id: Annotated[PositiveId | None, Query()] = None,
     website_id: Annotated[PositiveId | None, Query()] = None,

@@ -5,8 +5,8 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 
-from conversions_core.http import current_user, handle, logger, new_resolver, ok
-from conversions_core.models import ConversionIdPath, ConversionUpdate
+from conversions_core.http import current_user, documented, handle, logger, new_resolver, ok
+from conversions_core.models import ConversionBody, ConversionIdPath, ConversionUpdate
 from conversions_core.observability import CONVERSIONS_UPDATED, count
 from conversions_core.wiring import build_services
 
@@ -14,7 +14,11 @@ services = build_services()
 app = new_resolver()
 
 
-@app.post("/api/goals-conversions/<conversion_id>", summary="Update a conversion")
+@app.post(
+    "/api/goals-conversions/<conversion_id>",
+    summary="Update a conversion",
+    responses=documented(200, "The updated conversion", ConversionBody),
+)
 def update_conversion(conversion_id: ConversionIdPath, body: Annotated[ConversionUpdate, Body()]):
     conversion = services.repository.update_conversion(current_user(app), conversion_id, body.changes())
     count(CONVERSIONS_UPDATED)

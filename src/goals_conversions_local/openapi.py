@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from conversions_core.models import MAX_ID
 from goals_conversions_local.runtime import Functions
 from goals_conversions_local.template import Template
 
@@ -55,6 +56,9 @@ def build_document(template: Template | None = None, functions: Functions | None
         schemas = part.get("components", {}).get("schemas", {})
         document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
     _contract_errors(document)
+    _exact_numbers(document)
+    _optional_parameters(document)
+    _request_bodies(document)
     return document
 
 
@@ -70,6 +74,7 @@ def _contract_errors(document: dict[str, Any]) -> None:
         "401": "Missing or invalid API key",
         "404": "Not found, or not the caller's",
         "429": "Rate limit exceeded",
+        "503": "The database is throttling or failing; retry after Retry-After seconds",
     }
     for operations in document.get("paths", {}).values():
         for method, operation in operations.items():
@@ -80,9 +85,74 @@ def _contract_errors(document: dict[str, Any]) -> None:
             wanted = dict(statuses)
             if method == "post":
                 wanted["409"] = "Conflict (Idempotency-Key reuse or concurrent change)"
+                wanted["413"] = "Body over 1 MB"
                 wanted["415"] = "Unsupported Content-Type"
             for status, description in wanted.items():
                 responses.setdefault(status, {"description": description, **error})
+
+
+def _exact_numbers(node: Any) -> None:
+    """Powertools renders numeric bounds as floats: 2**63 - 1 becomes 2**63, 0 becomes 0.0.
+
+    Bounds are integers here (ids and page numbers), and a float maximum of 2**63 would
+    document an id the API refuses.
+    """
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") and isinstance(value, float):
+                node[name] = MAX_ID if value >= float(MAX_ID) else int(value)
+            else:
+                _exact_numbers(value)
+    elif isinstance(node, list):
+        for value in node:
+            _exact_numbers(value)
+
+
+def _optional_parameters(document: dict[str, Any]) -> None:
+    """An optional parameter is sent or left out; it has no null value (Python's `X | None`)."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                variants = [v for v in schema.get("anyOf", []) if v.get("type") != "null"]
+                if "anyOf" in schema and len(variants) == 1:
+                    del schema["anyOf"]
+                    schema.update(variants[0])
+
+
+def _request_bodies(document: dict[str, Any]) -> None:
+    """Bodies are read as multipart, urlencoded or JSON (see conversions_core.bodies); a body
+    whose fields are all optional may be left out. A 204 has no content."""
+    schemas = document.get("components", {}).get("schemas", {})
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                if response.get("content") == {"application/json": {}}:
+                    del response["content"]
+            body = operation.get("requestBody")
+            if not body:
+                continue
+            schema = body["content"]["application/json"]["schema"]
+            target = schemas.get(schema.get("$ref", "").rsplit("/", 1)[-1], schema)
+            body["required"] = bool(target.get("required"))
+            form = _form_schema(target)
+            for media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+                body["content"][media_type] = {"schema": form}
+
+
+def _form_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A body model as a form: a field is one string, and an empty one means null (clear).
+
+    An unknown field may be sent (it is ignored), but not as a list, which a form sends as a
+    repeated name (refused: see conversions_core.bodies).
+    """
+    properties = {}
+    for name, field in schema.get("properties", {}).items():
+        if "anyOf" in field:
+            variants = [{"const": ""} if v.get("type") == "null" else v for v in field["anyOf"]]
+            field = {**field, "anyOf": variants}
+        properties[name] = field
+    return {**schema, "properties": properties, "additionalProperties": {"type": "string"}}
 
 
 def render(document: dict[str, Any]) -> str:

@@ -35,6 +35,9 @@ class RouteTable:
                 wrong_method = True
         return "method" if wrong_method else None
 
+    def allowed(self, path: str) -> list[str]:
+        return sorted({route.method for route, pattern, _ in self.entries if pattern.match(path)})
+
 
 def build_event(
     method: str,
@@ -122,7 +125,10 @@ class LocalApi:
         if match is None:
             return _error(404, "No such endpoint")
         if match == "method":
-            return _error(405, f"Method {method} is not allowed on this path")
+            allowed = self.routes.allowed(urlsplit(raw_path).path)
+            response = _error(405, f"Method {method} is not allowed on this path")
+            response["headers"]["Allow"] = ", ".join(allowed)
+            return response
         route, spec, parameters = match  # type: ignore[misc]
         event = build_event(method, raw_path, headers, body, route, parameters)
         try:
@@ -171,6 +177,12 @@ def make_server(api: LocalApi, host: str, port: int, access_log: Any = sys.stder
                 )
 
         do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+        def __getattr__(self, name: str) -> Any:
+            # Any other method (TRACE, QUERY, ...) reaches the route table, which answers 405.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # one access line per request is printed by _serve

@@ -93,7 +93,8 @@ def _multipart(raw: bytes, boundary: str | None) -> dict[str, Any]:
         raise invalid(None, "A multipart/form-data body needs a boundary in its Content-Type")
     delimiter = b"--" + boundary.encode("latin-1", "replace")
     sections = raw.split(delimiter)
-    if len(sections) < 3 or not sections[-1].startswith(b"--"):
+    # A form with no fields is just the closing delimiter (what clients send for an empty form).
+    if len(sections) < 2 or not sections[-1].startswith(b"--"):
         raise invalid(None, "The multipart/form-data body is malformed")
     pairs = []
     for section in sections[1:-1]:

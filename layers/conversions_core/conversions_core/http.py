@@ -157,6 +157,14 @@ def _with_headers(response: dict[str, Any], headers: dict[str, str]) -> dict[str
     return response
 
 
+def documented(status: int, description: str, model: type | None = None) -> dict[int, Any]:
+    """A route's success response for the OpenAPI document (errors are added by the generator)."""
+    response: dict[str, Any] = {"description": description}
+    if model is not None:
+        response["content"] = {JSON: {"model": model}}
+    return {status: response}
+
+
 def ok(data: Any, status: int = 200) -> Response:
     return json_response(status, {"data": data})
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 MAX_ID = 2**63 - 1
 RESULTS_PER_PAGE = (10, 25, 50, 100, 250, 500, 1000)
@@ -75,16 +75,27 @@ ResultsPerPage = Annotated[
     int, AfterValidator(_one_of_results_per_page), Field(json_schema_extra={"enum": list(RESULTS_PER_PAGE)})
 ]
 PageNumber = Annotated[int, Field(ge=1, le=10**9)]
+# The documented pattern is a subset of what parses (real calendar days, leap days left out), so
+# that every datetime the OpenAPI document allows is accepted; the validator has the final word.
+_DOCUMENTED_DATETIME = (
+    r"^[1-9]\d{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+    r"|02-(?:0[1-9]|1\d|2[0-8]))(?: (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d|T(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?)$"
+)
 QueryDatetime = Annotated[
-    str, Field(pattern=r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?$"), AfterValidator(parse_datetime)
+    str,
+    Field(pattern=r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?$", json_schema_extra={"pattern": _DOCUMENTED_DATETIME}),
+    AfterValidator(parse_datetime),
 ]
 OrderBy = Literal["conversion_id", "datetime"]
 OrderType = Literal["ASC", "DESC"]
 DatetimeField = Literal["datetime"]
 ClearableId = Annotated[PositiveId | None, BeforeValidator(_blank_to_none)]
 ConversionIdPath = Annotated[int, Path(gt=0, le=MAX_ID, description="The conversion's id")]
+# Documented as accepting no value at all, since any value is refused with a 400.
 GoalAttribute = Annotated[
-    Any, AfterValidator(_refuse_goal_attribute), Field(description="Not accepted: change it on the goal")
+    Any,
+    AfterValidator(_refuse_goal_attribute),
+    WithJsonSchema({"not": {}, "description": "Not accepted: change it on the goal"}),
 ]
 
 
@@ -104,7 +115,10 @@ class ConversionUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    goal_id: PositiveId | None = None
+    # None reaches the repository, which says why a goal cannot be cleared; documented as not nullable.
+    goal_id: Annotated[
+        PositiveId | None, WithJsonSchema({"type": "integer", "exclusiveMinimum": 0, "maximum": MAX_ID})
+    ] = None
     visitor_id: ClearableId = None
     session_id: ClearableId = None
     event_id: ClearableId = None
@@ -132,6 +146,35 @@ class Conversion(BaseModel):
     session_id: int | None = None
     event_id: int | None = None
     datetime: str
+
+
+class ConversionBody(BaseModel):
+    """Response of get, create and update (documentation of what `http.ok` sends)."""
+
+    data: Conversion
+
+
+class ListMeta(BaseModel):
+    page: int
+    results_per_page: int
+    total: int
+    total_pages: int
+
+
+class ListLinks(BaseModel):
+    first: str
+    last: str | None
+    next: str | None
+    prev: str | None
+    self: str
+
+
+class ConversionListBody(BaseModel):
+    """Response of the list endpoint (documentation of what `http.list_response` sends)."""
+
+    data: list[Conversion]
+    meta: ListMeta
+    links: ListLinks
 
 
 @dataclass(frozen=True)
