@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
+from aws_lambda_powertools import Logger
+
 from conversions_core.errors import ConflictError, Problem, ServiceUnavailableError
 
 if TYPE_CHECKING:
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
 
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
 RECORD_LIFETIME_SECONDS = 24 * 3600
+logger = Logger()
 
 
 class OnceOnly:
@@ -28,6 +31,8 @@ class OnceOnly:
         self._context: Any = None
         self._once: Callable[..., Any] | None = None
         self._config: Any = None
+        # What the current request's create made (one request at a time, as in a Lambda container).
+        self._made: dict[str, Any] | None = None
 
     def register_lambda_context(self, context: Any) -> None:
         self._context = context
@@ -44,6 +49,7 @@ class OnceOnly:
         once = self._build(create)
         if self._context is not None and hasattr(self._context, "get_remaining_time_in_millis"):
             self._config.register_lambda_context(self._context)
+        self._made = None
         try:
             return once(request={"user_id": user_id, "key": key, "fields": fields})
         except IdempotencyAlreadyInProgressError:
@@ -56,6 +62,11 @@ class OnceOnly:
                 Problem("This Idempotency-Key was already used with a different body", "Idempotency-Key")
             ) from None
         except IdempotencyPersistenceLayerError:
+            if self._made is not None:
+                # The conversion is committed; only its idempotency record could not be marked
+                # done. A 503 would invite a retry that, once the record expires, makes a second.
+                logger.warning("Idempotency record not saved after create; returning the conversion")
+                return self._made
             raise ServiceUnavailableError(
                 Problem("The service is busy; retry shortly"), headers={"Retry-After": "1"}
             ) from None
@@ -80,7 +91,8 @@ class OnceOnly:
 
         @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=self._config)
         def once(request: dict[str, Any]) -> dict[str, Any]:
-            return create(request["fields"])
+            self._made = create(request["fields"])
+            return self._made
 
         self._once = once
         return once

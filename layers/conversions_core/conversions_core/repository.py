@@ -18,7 +18,9 @@ are allocated together with a never-decreasing datetime (see `_allocate_id`).
 
 from __future__ import annotations
 
+import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +55,8 @@ _UNAVAILABLE_CODES = {
     "ServiceUnavailable",
     "TransactionConflictException",
 }
+# Cancellation reasons of a transaction that mean "throttled", not "conflict".
+_THROTTLED_REASONS = {"ThrottlingError", "ProvisionedThroughputExceeded"}
 _WRITE_ATTEMPTS = 5
 
 _serializer = TypeSerializer()
@@ -171,11 +175,13 @@ class Repository:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def _transact(self, operations: list[dict[str, Any]]) -> None:
+    def _transact(self, operations: list[dict[str, Any]], token: str | None = None) -> None:
+        """One TransactWriteItems. The same token on a retry lets DynamoDB recognise a transaction
+        that did commit (for 10 minutes) instead of applying or refusing it a second time."""
         for operation in operations:
             body = next(iter(operation.values()))
             body["TableName"] = self._table
-        self._call("transact_write_items", TransactItems=operations)
+        self._call("transact_write_items", TransactItems=operations, ClientRequestToken=token or str(uuid.uuid4()))
 
     # -- users and keys ----------------------------------------------------------------------
 
@@ -345,6 +351,7 @@ class Repository:
         if website is None:
             raise not_found("Goal", "goal_id")
         self._check_references(website, refs)
+        # A failure between allocation and transaction leaves only a gap in the ids.
         conversion_id, when = self._allocate_id()
         conversion = Conversion(
             id=conversion_id,
@@ -354,17 +361,26 @@ class Repository:
             datetime=when,
             **{name: refs.get(name) for name in REFERENCE_FIELDS},
         )
-        self._transact(
-            [self._put_by_id(conversion, version=1, expected_version=None), self._put_listed(conversion)]
-            + self._count_updates(conversion, +1)
-        )
-        return conversion
+        operations = [self._put_by_id(conversion, version=1, expected_version=None), self._put_listed(conversion)]
+        operations += self._count_updates(conversion, +1)
+        token = str(uuid.uuid4())
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                self._transact(operations, token)
+                return conversion
+            except ClientError as error:
+                if not _is_cancelled(error):
+                    raise
+                if _cancellation_reasons(error) - {"None", "TransactionConflict"}:
+                    break  # the new id is taken (only a conflicting import can do that); nothing was written
+            _backoff(attempt)
+        raise ConflictError(Problem("The conversion could not be recorded because of a concurrent change; retry"))
 
     def update_conversion(self, user: User, conversion_id: int, changes: dict[str, int | None]) -> Conversion:
         """Apply the sent fields (None clears a reference); moving goal moves website and counts."""
         if "goal_id" in changes and changes["goal_id"] is None:
             raise invalid("goal_id", "goal_id cannot be cleared: a conversion always has a goal")
-        for _ in range(_WRITE_ATTEMPTS):
+        for attempt in range(_WRITE_ATTEMPTS):
             item = self._conversion_item(user, conversion_id)
             current = _conversion_from_item(item)
             goal = self._owned_goal(user, changes.get("goal_id") or current.goal_id)
@@ -382,11 +398,12 @@ class Repository:
             except ClientError as error:
                 if not _is_cancelled(error):
                     raise
+            _backoff(attempt)
         raise ConflictError(Problem("The conversion is being changed by another request; retry"))
 
     def delete_conversion(self, user: User, conversion_id: int) -> None:
         """Delete a conversion, its listing item and its counts in one transaction."""
-        for _ in range(_WRITE_ATTEMPTS):
+        for attempt in range(_WRITE_ATTEMPTS):
             item = self._conversion_item(user, conversion_id)
             conversion = _conversion_from_item(item)
             operations = [
@@ -406,6 +423,7 @@ class Repository:
             except ClientError as error:
                 if not _is_cancelled(error):
                     raise
+            _backoff(attempt)
         raise ConflictError(Problem("The conversion is being changed by another request; retry"))
 
     def _allocate_id(self) -> tuple[int, str]:
@@ -427,7 +445,7 @@ class Repository:
                 if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
                 # Another writer's clock is ahead of ours: take its datetime so order holds.
-                when = self._get(_SEQUENCE_KEY)["last_datetime"]  # type: ignore[index]
+                when = max(when, (self._get(_SEQUENCE_KEY) or {}).get("last_datetime", when))
         raise ConflictError(Problem("Could not allocate a conversion id; retry"))
 
     def sequence(self) -> tuple[int, str | None]:
@@ -578,11 +596,13 @@ class RateLimitCounter:
 
 
 def _call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
-    """Run one DynamoDB call; throttling and server faults that outlast retries become 503."""
+    """Run one DynamoDB call; throttling and server faults that outlast retries become 503,
+    as does a transaction cancelled because an item was throttled."""
     try:
         return getattr(client, operation)(**kwargs)
     except ClientError as error:
-        if error.response["Error"]["Code"] in _UNAVAILABLE_CODES:
+        throttled = _cancellation_reasons(error) & _THROTTLED_REASONS
+        if error.response["Error"]["Code"] in _UNAVAILABLE_CODES or throttled:
             raise _unavailable() from error
         raise
     except (ConnectionError, HTTPClientError) as error:  # timeouts and resets, after retries
@@ -604,3 +624,13 @@ def _page_start(days: list[tuple[str, int]], offset: int) -> tuple[str, int]:
 
 def _is_cancelled(error: ClientError) -> bool:
     return error.response["Error"]["Code"] in ("TransactionCanceledException", "ConditionalCheckFailedException")
+
+
+def _cancellation_reasons(error: ClientError) -> set[str]:
+    """The codes of a cancelled transaction's reasons ('None' for the items that were fine)."""
+    return {reason.get("Code", "None") for reason in error.response.get("CancellationReasons", [])}
+
+
+def _backoff(attempt: int) -> None:
+    """Full jitter before retrying a write that lost a race: spreads the racing writers apart."""
+    time.sleep(random.uniform(0, 0.02 * 2**attempt))

@@ -1,0 +1,63 @@
+"""Looking at the tables directly: snapshots, and the audit that every count matches the items."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from conversions_core.auth import hash_api_key
+from conversions_core.models import ListRequest
+from conversions_core.repository import Repository
+
+_deserializer = TypeDeserializer()
+
+
+def scan(client: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        items += [{k: _deserializer.deserialize(v) for k, v in item.items()} for item in page["Items"]]
+    return items
+
+
+def snapshot(client: Any, *tables: str) -> dict[tuple[str, str], str]:
+    """Every item of the tables, keyed by (table, primary key), as canonical JSON."""
+    result = {}
+    for table in tables:
+        for item in scan(client, table):
+            key = json.dumps({k: str(item[k]) for k in ("pk", "sk", "id") if k in item}, sort_keys=True)
+            result[(table, key)] = json.dumps(item, sort_keys=True, default=str)
+    return result
+
+
+def changed(before: dict[tuple[str, str], str], after: dict[tuple[str, str], str]) -> set[tuple[str, str]]:
+    return {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+
+
+def audit(repository: Repository, client: Any, table: str, tenant: Any) -> dict[str, int]:
+    """Checks one tenant's conversions: each stored once by id and once listed, with the same
+    fields, and every total (user, each website, each goal) equal to the items stored.
+    Returns the number of conversions per scope."""
+    items = scan(client, table)
+    by_id = {i["id"]: i for i in items if "version" in i and i.get("user_id") == tenant.user_id}
+    listed = [i for i in items if "user_pk" in i and i.get("user_id") == tenant.user_id]
+    listed_ids = [i["id"] for i in listed]
+    assert len(listed_ids) == len(set(listed_ids)), "a conversion is listed twice"
+    assert set(listed_ids) == set(by_id), "listed items and by-id items differ (orphans)"
+    fields = ("goal_id", "website_id", "user_id", "visitor_id", "session_id", "event_id", "datetime")
+    for item in listed:
+        assert all(item.get(f) == by_id[item["id"]].get(f) for f in fields), f"conversion {item['id']} differs"
+    user = repository.find_user_by_key_hash(hash_api_key(tenant.api_key))
+    assert user is not None
+    totals = {"user": repository.list_conversions(user, ListRequest(results_per_page=10)).total}
+    assert totals["user"] == len(by_id), "the user's total is not the number of conversions stored"
+    for website_id in {i["website_id"] for i in by_id.values()} | {tenant.website_id}:
+        total = repository.list_conversions(user, ListRequest(website_id=website_id)).total
+        assert total == sum(1 for i in by_id.values() if i["website_id"] == website_id), f"website {website_id}"
+        totals[f"website {website_id}"] = total
+    for goal_id in {i["goal_id"] for i in by_id.values()} | {tenant.goal_id, tenant.second_goal_id}:
+        total = repository.list_conversions(user, ListRequest(goal_id=goal_id)).total
+        assert total == sum(1 for i in by_id.values() if i["goal_id"] == goal_id), f"goal {goal_id}"
+        totals[f"goal {goal_id}"] = total
+    return totals
