@@ -207,7 +207,11 @@ def create_with_references_and_key(tenant: Tenant):
 def update_move(tenant: Tenant):
     conversion_id = _existing(tenant)
     body = {"goal_id": tenant.second_goal_id, "session_id": tenant.session_id}
-    return update_app, api_event("update_conversion", headers=tenant.auth, conversion_id=conversion_id, json_body=body), 200
+    return (
+        update_app,
+        api_event("update_conversion", headers=tenant.auth, conversion_id=conversion_id, json_body=body),
+        200,
+    )
 
 
 def delete_one(tenant: Tenant):
@@ -334,7 +338,9 @@ def test_a_conflict_that_persists_is_a_409_and_leaves_nothing_partial(monkeypatc
     ]
     if scenario in (create_plain, create_with_references_and_key):
         sequence = calls.index(("UpdateItem", "data"))
-        faults.append((sequence, error_response(400, "ConditionalCheckFailedException", "The conditional request failed")))
+        faults.append(
+            (sequence, error_response(400, "ConditionalCheckFailedException", "The conditional request failed"))
+        )
     for target, fault in faults:
         sandbox, module, event, _ = prepared(sandboxes, scenario)
         before = sandbox.snapshot()

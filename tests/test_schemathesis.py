@@ -35,6 +35,7 @@ CROSS_FIELD_RULES = (
     ("event_id", "event_id is only accepted when the goal's website has tracking_mode normal"),
 )
 
+
 def _fuzz_tenant() -> Tenant:
     """A tenant with a few conversions, so that small ids are sometimes the caller's."""
     tenant = Tenant(Repository(boto3.client("dynamodb"), os.environ["DATA_TABLE_NAME"]))

@@ -17,8 +17,8 @@ def hash_api_key(api_key: str) -> str:
 
 def bearer_key(authorization: str | None) -> str | None:
     """The key of an 'Authorization: Bearer <key>' header, or None."""
-    if not authorization:
-        return None
+    if not authorization or not authorization.isprintable():
+        return None  # CR, LF, NUL and other control characters have no place in a header value
     scheme, _, key = authorization.strip().partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key or any(c.isspace() for c in key):

@@ -69,9 +69,26 @@ def _text(raw: bytes) -> str:
         raise invalid(None, "The body must be UTF-8 text") from None
 
 
+class _DuplicateField(ValueError):
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise _DuplicateField(name)
+        fields[name] = value
+    return fields
+
+
 def _json_object(text: str) -> dict[str, Any]:
+    """A JSON object; a name sent twice is refused as in forms (json.loads would keep the last)."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateField as duplicate:
+        raise invalid(duplicate.name, f"{duplicate.name} was sent more than once") from None
     except ValueError:
         raise invalid(None, "The body is not valid JSON") from None
     if not isinstance(value, dict):
