@@ -38,10 +38,42 @@ from conversions_core.seed import load_seed  # noqa: E402
 
 # Every test draws fresh ids from here, so tests never share users, goals or websites.
 _ids = itertools.count(1000)
+# Every API key a test made: none of them, nor its hash, may appear in the logs of the run.
+ISSUED_KEYS: list[str] = []
+# Figures the hardening tests report (cases run, faults injected, ...), printed at the end.
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.write_sep("-", "figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 def new_id() -> int:
     return next(_ids)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_key_in_the_logs():
+    """Captures what the service's Powertools Logger writes during the whole run, then fails
+    the run if any API key issued by a test, or its SHA-256 hash, is in it."""
+    import io
+    import logging
+
+    from conversions_core.auth import hash_api_key
+    from conversions_core.http import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logging.getLogger(logger.service).addHandler(handler)
+    yield
+    logging.getLogger(logger.service).removeHandler(handler)
+    logs = stream.getvalue()
+    leaked = [key for key in ISSUED_KEYS if key in logs or hash_api_key(key) in logs]
+    assert not leaked, f"{len(leaked)} API keys or their hashes were logged"
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +93,7 @@ class Tenant:
         self.repository = repository
         self.user_id = new_id()
         self.api_key = f"key-{self.user_id}-{os.urandom(6).hex()}"
+        ISSUED_KEYS.append(self.api_key)
         self.website_id, self.lightweight_website_id = new_id(), new_id()
         self.goal_id, self.second_goal_id, self.lightweight_goal_id = new_id(), new_id(), new_id()
         self.visitor_id, self.other_visitor_id = new_id(), new_id()

@@ -20,7 +20,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 
-from conftest import TEMPLATE, Tenant, api_event, invoke
+from conftest import FIGURES, TEMPLATE, Tenant, api_event, invoke
 from conversions_core.idempotency import OnceOnly
 from conversions_core.repository import Repository
 from conversions_core.settings import Settings
@@ -40,6 +40,7 @@ FAULTS = {
     "unavailable": (503, "ServiceUnavailable", "Service unavailable"),
 }
 tally: Counter[str] = Counter()
+runs = [0]
 
 
 class _Body:
@@ -164,13 +165,14 @@ def sandboxes():
 def report_faults():
     yield
     line = ", ".join(f"{op}: {n}" for op, n in sorted(tally.items()))
-    print(f"\nfault attempts injected per operation: {line}")
+    FIGURES.append(f"faults: {runs[0]} requests run with a fault injected; failed attempts by operation: {line}")
 
 
 def run(monkeypatch, sandbox: Sandbox, injector: Injector, module: Any, event: dict[str, Any]):
     """Invoke `module`'s handler on the sandbox's tables with a fresh client carrying the injector."""
     client = dynamodb_client()
     injector.attach(client)
+    runs[0] += injector.target is not None
     services = build_services(sandbox.settings, client)
     with monkeypatch.context() as patch:
         patch.setattr(module, "services", services)

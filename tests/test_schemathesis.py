@@ -18,7 +18,7 @@ import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
-from conftest import TEMPLATE, Tenant
+from conftest import FIGURES, TEMPLATE, Tenant
 from conversions_core.repository import Repository
 from goals_conversions_local.openapi import build_document
 
@@ -77,24 +77,12 @@ def cross_field_rules_only(ctx: Any, response: Any, case: Any) -> bool | None:
     return None
 
 
-class _CaseReport:
-    """Prints how many cases ran in the terminal summary of the test session."""
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        total = sum(_cases.values())
-        per_operation = ", ".join(f"{label}: {n}" for label, n in sorted(_cases.items()))
-        statuses = ", ".join(f"{status}: {n}" for status, n in sorted(_statuses.items()))
-        terminalreporter.write_sep("-", "schemathesis")
-        terminalreporter.write_line(f"{total} cases ({per_operation})")
-        terminalreporter.write_line(f"responses by status: {statuses}")
-
-
 @pytest.fixture(scope="module", autouse=True)
-def report_cases(request):
-    plugin = _CaseReport()
-    if not request.config.pluginmanager.is_registered(plugin):
-        request.config.pluginmanager.register(plugin, "schemathesis-case-report")
+def report_cases():
     yield
+    per_operation = ", ".join(f"{label}: {n}" for label, n in sorted(_cases.items()))
+    statuses = ", ".join(f"{status}: {n}" for status, n in sorted(_statuses.items()))
+    FIGURES.append(f"schemathesis: {sum(_cases.values())} cases ({per_operation}); responses by status: {statuses}")
 
 
 @schema.parametrize()

@@ -1,0 +1,326 @@
+"""Security: no key or hash in the logs, tenant isolation on every endpoint, least-privilege IAM
+that matches the calls each handler makes, and cfn-lint on the template."""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ROOT, TEMPLATE, Tenant, api_event, invoke, new_id
+from conversions_core.auth import hash_api_key
+from conversions_core.errors import Problem, ServiceUnavailableError
+from functions.create_conversion import app as create_app
+from functions.delete_conversion import app as delete_app
+from functions.get_conversion import app as get_app
+from functions.list_conversions import app as list_app
+from functions.update_conversion import app as update_app
+
+MODULES = {
+    "ListConversionsFunction": list_app,
+    "GetConversionFunction": get_app,
+    "CreateConversionFunction": create_app,
+    "UpdateConversionFunction": update_app,
+    "DeleteConversionFunction": delete_app,
+}
+
+
+# -- logs ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def captured_logs():
+    """Everything the service's Powertools Logger and Powertools itself log, at DEBUG."""
+    from conversions_core.http import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    targets = [logging.getLogger(logger.service), logging.getLogger("aws_lambda_powertools")]
+    levels = [target.level for target in targets]
+    for target in targets:
+        target.addHandler(handler)
+        target.setLevel(logging.DEBUG)
+    yield stream
+    for target, level in zip(targets, levels, strict=True):
+        target.removeHandler(handler)
+        target.setLevel(level)
+
+
+def test_no_api_key_or_key_hash_is_ever_logged(captured_logs, make_tenant, monkeypatch):
+    tenant = make_tenant()
+    limited = make_tenant(rate_limit=1)
+    disabled = make_tenant(status="disabled")
+    auth = tenant.auth
+    statuses = []
+
+    def call(module: Any, event: dict[str, Any]) -> None:
+        statuses.append(invoke(module, event).status)
+
+    created = invoke(create_app, api_event("create_conversion", headers=auth, form={"goal_id": tenant.goal_id}))
+    conversion_id = created.json["data"]["id"]
+    call(get_app, api_event("get_conversion", headers=auth, conversion_id=conversion_id))
+    call(list_app, api_event("list_conversions", headers=auth, query={"goal_id": tenant.goal_id}))
+    call(list_app, api_event("list_conversions", headers=auth, query={"page": 0}))
+    call(update_app, api_event("update_conversion", headers=auth, conversion_id=conversion_id, form={"name": "x"}))
+    key = {**auth, "Idempotency-Key": "log-test"}
+    call(create_app, api_event("create_conversion", headers=key, json_body={"goal_id": tenant.goal_id}))
+    call(create_app, api_event("create_conversion", headers=key, json_body={"goal_id": tenant.second_goal_id}))
+    call(create_app, api_event("create_conversion", headers=auth, raw_body="[1]", content_type="application/json"))
+    call(get_app, api_event("get_conversion", headers=disabled.auth, conversion_id=conversion_id))
+    call(get_app, api_event("get_conversion", headers={"Authorization": "Bearer not-a-key"}, conversion_id=1))
+    for _ in range(2):
+        call(get_app, api_event("get_conversion", headers=limited.auth, conversion_id=conversion_id))
+    with monkeypatch.context() as patch:
+        # A failure nobody foresaw (500) and a database that stays busy (503).
+        patch.setattr(get_app.services.repository, "get_conversion", _explode)
+        call(get_app, api_event("get_conversion", headers=auth, conversion_id=conversion_id))
+        patch.setattr(delete_app.services.repository, "delete_conversion", _busy)
+        call(delete_app, api_event("delete_conversion", headers=auth, conversion_id=conversion_id))
+    call(delete_app, api_event("delete_conversion", headers=auth, conversion_id=conversion_id))
+    assert {200, 204, 400, 401, 404, 409, 429, 500, 503} <= set(statuses), statuses
+
+    logs = captured_logs.getvalue()
+    assert "Unhandled error" in logs and logs.count("\n") > 5, "the capture saw nothing"
+    for who in (tenant, limited, disabled):
+        assert who.api_key not in logs
+        assert hash_api_key(who.api_key) not in logs
+    assert hash_api_key("not-a-key") not in logs and "not-a-key" not in logs
+
+
+def _explode(*_: Any) -> None:
+    raise RuntimeError("unexpected")
+
+
+def _busy(*_: Any) -> None:
+    raise ServiceUnavailableError(Problem("The database is busy; retry shortly"), headers={"Retry-After": "1"})
+
+
+# -- tenant isolation ---------------------------------------------------------------------------
+
+
+def _missing() -> int:
+    return 10**12 + new_id()
+
+
+def _same(mine: Any, missing: Any, theirs_id: int, missing_id: int) -> None:
+    """B's answer about A's id is exactly its answer about an id that does not exist."""
+    assert mine.status == missing.status
+    assert mine.text.replace(str(theirs_id), "<id>") == missing.text.replace(str(missing_id), "<id>")
+
+
+def test_another_users_data_is_exactly_as_if_it_did_not_exist(make_tenant):
+    a, b = make_tenant(), make_tenant()
+    refs = {"visitor_id": a.visitor_id, "session_id": a.session_id, "event_id": a.event_id}
+    theirs = invoke(
+        create_app, api_event("create_conversion", headers=a.auth, json_body={"goal_id": a.goal_id, **refs})
+    )
+    assert theirs.status == 201
+    a_conversion = theirs.json["data"]
+    mine = invoke(create_app, api_event("create_conversion", headers=b.auth, form={"goal_id": b.goal_id}))
+    b_conversion_id = mine.json["data"]["id"]
+    checked = 0
+
+    def compare(module: Any, build: Any, theirs_id: int) -> None:
+        nonlocal checked
+        missing_id = _missing()
+        _same(invoke(module, build(theirs_id)), invoke(module, build(missing_id)), theirs_id, missing_id)
+        checked += 1
+
+    # Read, update, delete A's conversion.
+    compare(get_app, lambda i: api_event("get_conversion", headers=b.auth, conversion_id=i), a_conversion["id"])
+    for body in ({"goal_id": b.goal_id}, {}, {"visitor_id": ""}):
+        compare(
+            update_app,
+            lambda i, body=body: api_event("update_conversion", headers=b.auth, conversion_id=i, json_body=body),
+            a_conversion["id"],
+        )
+    compare(delete_app, lambda i: api_event("delete_conversion", headers=b.auth, conversion_id=i), a_conversion["id"])
+    # List and count by A's goal or website.
+    for name, theirs_id in (("goal_id", a.goal_id), ("website_id", a.website_id)):
+        compare(
+            list_app, lambda i, name=name: api_event("list_conversions", headers=b.auth, query={name: i}), theirs_id
+        )
+    compare(
+        list_app,
+        lambda i: api_event("list_conversions", headers=b.auth, query={"goal_id": i, "website_id": b.website_id}),
+        a.goal_id,
+    )
+    # Reference A's goal, visitor, session or event in a create or an update of B's own.
+    compare(create_app, lambda i: api_event("create_conversion", headers=b.auth, form={"goal_id": i}), a.goal_id)
+    compare(update_app, lambda i: _update(b, b_conversion_id, {"goal_id": i}), a.goal_id)
+    for name, theirs_id in refs.items():
+        compare(
+            create_app,
+            lambda i, name=name: api_event("create_conversion", headers=b.auth, form={"goal_id": b.goal_id, name: i}),
+            theirs_id,
+        )
+        compare(update_app, lambda i, name=name: _update(b, b_conversion_id, {name: i}), theirs_id)
+    # B's own list and counts hold only B's conversions.
+    listed = invoke(list_app, api_event("list_conversions", headers=b.auth, query={"results_per_page": 1000}))
+    assert [c["id"] for c in listed.json["data"]] == [b_conversion_id] and listed.json["meta"]["total"] == 1
+    # A's conversion is untouched, as A sees it.
+    again = invoke(get_app, api_event("get_conversion", headers=a.auth, conversion_id=a_conversion["id"]))
+    assert again.json["data"] == a_conversion
+    assert checked == 16
+
+
+def test_idempotency_keys_are_scoped_to_the_user(make_tenant):
+    a, b = make_tenant(), make_tenant()
+    key = f"shared-{new_id()}"
+    first = invoke(
+        create_app,
+        api_event("create_conversion", headers={**a.auth, "Idempotency-Key": key}, form={"goal_id": a.goal_id}),
+    )
+    second = invoke(
+        create_app,
+        api_event("create_conversion", headers={**b.auth, "Idempotency-Key": key}, form={"goal_id": b.goal_id}),
+    )
+    assert first.status == second.status == 201
+    assert second.json["data"]["user_id"] == b.user_id != first.json["data"]["user_id"]
+
+
+def _update(tenant: Tenant, conversion_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    return api_event("update_conversion", headers=tenant.auth, conversion_id=conversion_id, json_body=body)
+
+
+# -- IAM ----------------------------------------------------------------------------------------
+
+TRANSACTION_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+# Granted but not necessarily called: Powertools reads the idempotency record with GetItem only
+# when a refused put did not return the existing record (ReturnValuesOnConditionCheckFailure).
+MAY_BE_UNUSED = {("CreateConversionFunction", "IdempotencyTable", "dynamodb:GetItem")}
+TABLE_NAMES = {name: name for name in TEMPLATE.tables()}
+
+
+def granted(function: str) -> set[tuple[str, str]]:
+    """(resource, action) pairs of a function's policy; resources as Table or Table/index/Name."""
+    policies = TEMPLATE.resources[function]["Properties"]["Policies"]
+    pairs = set()
+    for policy in policies:
+        assert set(policy) == {"Statement"}, f"{function}: use explicit statements, not {set(policy)}"
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow" and "Condition" not in statement
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for action in actions:
+                assert "*" not in action, f"{function}: wildcard action {action}"
+                for resource in resources:
+                    pairs.add((_resource_name(function, resource), action))
+    return pairs
+
+
+def _resource_name(function: str, resource: Any) -> str:
+    assert resource != "*" and isinstance(resource, dict), f"{function}: resource {resource!r}"
+    if "Fn::GetAtt" in resource:
+        name, attribute = resource["Fn::GetAtt"]
+        assert attribute == "Arn" and name in TABLE_NAMES, f"{function}: {resource}"
+        return name
+    text = resource["Fn::Sub"]
+    assert text.startswith("${") and "*" not in text, f"{function}: {resource}"
+    name, rest = text[2:].split(".Arn}", 1)
+    assert name in TABLE_NAMES and rest.startswith("/index/"), f"{function}: {resource}"
+    return name + rest
+
+
+class CallRecorder:
+    """The (resource, IAM action) pairs a client's calls need."""
+
+    def __init__(self) -> None:
+        self.used: set[tuple[str, str]] = set()
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name == "TransactWriteItems":
+            for item in params["TransactItems"]:
+                ((kind, body),) = item.items()
+                self.used.add((body["TableName"], f"dynamodb:{TRANSACTION_ACTIONS[kind]}"))
+        elif model.name == "BatchGetItem":
+            for table in params["RequestItems"]:
+                self.used.add((table, "dynamodb:BatchGetItem"))
+        else:
+            table = params["TableName"] + (f"/index/{params['IndexName']}" if params.get("IndexName") else "")
+            self.used.add((table, f"dynamodb:{model.name}"))
+
+
+@pytest.fixture
+def recorders():
+    recorders = {}
+    for function, module in MODULES.items():
+        recorder = CallRecorder()
+        module.services.client.meta.events.register("before-parameter-build.dynamodb", recorder)
+        recorders[function] = recorder
+    yield recorders
+    for function, module in MODULES.items():
+        module.services.client.meta.events.unregister("before-parameter-build.dynamodb", recorders[function])
+
+
+def test_each_function_is_granted_exactly_the_calls_it_makes(recorders, make_tenant):
+    tenant = make_tenant(rate_limit=100)
+    auth = tenant.auth
+    refs = {"visitor_id": tenant.visitor_id, "session_id": tenant.session_id, "event_id": tenant.event_id}
+    # Every path of every handler: with and without references, Idempotency-Key (kept, reused,
+    # and released after a failed create), a move that changes the listed key, every list scope.
+    created = invoke(
+        create_app, api_event("create_conversion", headers=auth, json_body={"goal_id": tenant.goal_id, **refs})
+    )
+    conversion_id = created.json["data"]["id"]
+    keyed = {**auth, "Idempotency-Key": f"iam-{tenant.user_id}"}
+    for _ in range(2):  # recorded, then replayed from the record
+        invoke(create_app, api_event("create_conversion", headers=keyed, json_body={"goal_id": tenant.goal_id}))
+    failed = {**auth, "Idempotency-Key": f"iam-failed-{tenant.user_id}"}
+    assert (
+        invoke(create_app, api_event("create_conversion", headers=failed, json_body={"goal_id": _missing()})).status
+        == 404
+    )
+    moved = invoke(update_app, _update(tenant, conversion_id, {"goal_id": tenant.second_goal_id, **refs}))
+    assert moved.status == 200
+    cleared = {name: None for name in refs}
+    moved = invoke(update_app, _update(tenant, conversion_id, {"goal_id": tenant.lightweight_goal_id, **cleared}))
+    assert moved.status == 200  # to another website: the listed item's key changes
+    for query in (
+        {},
+        {"website_id": tenant.website_id},
+        {"goal_id": tenant.goal_id},
+        {"datetime_start": "2026-01-01T10:30"},
+    ):
+        assert invoke(list_app, api_event("list_conversions", headers=auth, query=query)).status == 200
+    assert invoke(get_app, api_event("get_conversion", headers=auth, conversion_id=conversion_id)).status == 200
+    assert invoke(delete_app, api_event("delete_conversion", headers=auth, conversion_id=conversion_id)).status == 204
+
+    for function, recorder in recorders.items():
+        allowed = granted(function)
+        assert recorder.used <= allowed, f"{function} calls what it may not: {sorted(recorder.used - allowed)}"
+        unused = {(r, a) for r, a in allowed - recorder.used if (function, r, a) not in MAY_BE_UNUSED}
+        assert not unused, f"{function} is granted what it never calls: {sorted(unused)}"
+
+
+def test_read_functions_hold_no_write_on_conversion_data():
+    writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+    for function in ("ListConversionsFunction", "GetConversionFunction"):
+        for resource, action in granted(function):
+            assert action not in writes or resource == "RateLimitTable", (function, resource, action)
+
+
+def test_tables_holding_data_are_retained_and_recoverable():
+    data = TEMPLATE.resources["DataTable"]
+    assert data["DeletionPolicy"] == data["UpdateReplacePolicy"] == "Retain"
+    assert data["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    for disposable in ("RateLimitTable", "IdempotencyTable"):
+        assert "TimeToLiveSpecification" in TEMPLATE.resources[disposable]["Properties"]
+
+
+def test_cfn_lint_finds_nothing_in_the_template():
+    lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(lint), str(ROOT / "template.yaml")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "", result.stdout
