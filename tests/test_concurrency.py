@@ -22,12 +22,12 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from tables import audit
 
 from conftest import FIGURES, TEMPLATE, Tenant
 from conversions_core.auth import hash_api_key
 from conversions_core.errors import ConflictError, InvalidRequestError, NotFoundError
 from conversions_core.repository import Repository
-from tables import audit
 
 THREADS = 16
 CREATES_PER_THREAD = 13

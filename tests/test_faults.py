@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -19,6 +20,7 @@ import botocore.endpoint
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
+from tables import audit, changed, snapshot
 
 from conftest import FIGURES, TEMPLATE, Tenant, api_event, invoke
 from conversions_core.idempotency import OnceOnly
@@ -30,7 +32,6 @@ from functions.delete_conversion import app as delete_app
 from functions.get_conversion import app as get_app
 from functions.list_conversions import app as list_app
 from functions.update_conversion import app as update_app
-from tables import audit, changed, snapshot
 
 MAX_ATTEMPTS = 5  # wiring._CLIENT_CONFIG: max_attempts=4 counts retries, so 1 + 4 attempts
 ERROR_TYPE = "com.amazonaws.dynamodb.v20120810#"
@@ -39,6 +40,9 @@ FAULTS = {
     "server error": (500, "InternalServerError", "Internal server error"),
     "unavailable": (503, "ServiceUnavailable", "Service unavailable"),
 }
+# The embedded database answers one request at a time: the local timeout (embedded.py), so that
+# only injected faults fail.
+TIMEOUT = float(os.environ["DYNAMODB_TIMEOUT_SECONDS"])
 tally: Counter[str] = Counter()
 runs = [0]
 
@@ -129,6 +133,7 @@ class Sandbox:
             idempotency_table_name=f"{prefix}IdempotencyTable",
             default_rate_limit_per_minute=60,
             public_base_url=None,
+            dynamodb_timeout_seconds=TIMEOUT,
         )
         for name, arguments in TEMPLATE.tables().items():
             self.client.create_table(**{**arguments, "TableName": prefix + name})
@@ -170,7 +175,7 @@ def report_faults():
 
 def run(monkeypatch, sandbox: Sandbox, injector: Injector, module: Any, event: dict[str, Any]):
     """Invoke `module`'s handler on the sandbox's tables with a fresh client carrying the injector."""
-    client = dynamodb_client()
+    client = dynamodb_client(TIMEOUT)
     injector.attach(client)
     runs[0] += injector.target is not None
     services = build_services(sandbox.settings, client)

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
+from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import boto3
 import pytest
+from tables import changed, local_server, own_tables, snapshot
 
-from conftest import FIGURES, api_event, invoke
-from functions.create_conversion import app as create_app
-from functions.update_conversion import app as update_app
-from tables import changed, snapshot
+from conftest import FIGURES, Tenant, api_event, invoke
+from conversions_core.repository import Repository
 
-TABLES = (os.environ["DATA_TABLE_NAME"], os.environ["IDEMPOTENCY_TABLE_NAME"])
+# The server under attack runs on tables of its own, small enough to compare whole after each request.
+ENVIRONMENT = own_tables(boto3.client("dynamodb"), "Hostile")
+TABLES = (ENVIRONMENT["DATA_TABLE_NAME"], ENVIRONMENT["IDEMPOTENCY_TABLE_NAME"])
 PATH = "/api/goals-conversions"
 BIG = 2**63
 LONG = "A" * 8000  # API Gateway refuses longer URLs and header values itself
@@ -91,6 +93,22 @@ class Refused:
         after = snapshot(self.client, *TABLES)
         assert not changed(self.before, after), f"{label} wrote {changed(self.before, after)}"
         tried.append(label)
+
+
+@pytest.fixture(scope="module")
+def hostile(dynamodb) -> Iterator[SimpleNamespace]:
+    with local_server(ENVIRONMENT) as (url, handlers):
+        yield SimpleNamespace(url=url, handlers=handlers, repository=Repository(dynamodb, TABLES[0]))
+
+
+@pytest.fixture
+def local_api(hostile) -> str:
+    return hostile.url
+
+
+@pytest.fixture
+def tenant(hostile) -> Tenant:
+    return Tenant(hostile.repository)
 
 
 @pytest.fixture
@@ -263,7 +281,7 @@ def test_nul_and_very_long_strings_in_every_parameter_are_refused(local_api, ten
         refused(send(local_api, "GET", PATH, {"Authorization": f"Bearer {bad}"}), f"API key {bad[:12]!r}", (401,))
 
 
-def test_header_values_with_cr_or_lf_are_refused(local_api, tenant, refused):
+def test_header_values_with_cr_or_lf_are_refused(local_api, tenant, refused, hostile):
     # On the wire: a folded header line (obs-fold) keeps its CR LF in the value.
     goal = str(tenant.goal_id).encode()
     body = b"goal_id=" + goal
@@ -287,7 +305,7 @@ def test_header_values_with_cr_or_lf_are_refused(local_api, tenant, refused):
         if name == "Content-Type":
             event["headers"]["Content-Type"] = value
             event["multiValueHeaders"]["Content-Type"] = [value]
-        refused(invoke(create_app, event), f"{name} with CR/LF", (status,))
+        refused(invoke(hostile.handlers["create_conversion"], event), f"{name} with CR/LF", (status,))
         update = api_event("update_conversion", headers=headers, conversion_id=1, json_body={})
         if name == "Authorization":
-            refused(invoke(update_app, update), f"{name} with CR/LF (update)", (status,))
+            refused(invoke(hostile.handlers["update_conversion"], update), f"{name} with CR/LF (update)", (status,))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field
-
 from aws_lambda_powertools import Logger
+from pydantic import Field
 
 from conversions_core.errors import ConflictError, Problem, ServiceUnavailableError
 
