@@ -9,11 +9,17 @@ Data table (`pk`, `sk`; indexes `ByUser` on `user_pk`+`sk` and `ByGoal` on `goal
 | website/goal/...    | WEBSITE#<id>, GOAL#<id>, .. | WEBSITE, GOAL, ...       |                   |
 | conversion          | WEBSITE#<id>#CONVERSIONS    | <datetime>#<id:020>      | user_pk, goal_pk  |
 | conversion by id    | CONVERSION#<id>             | CONVERSION               |                   |
-| day count           | COUNT#<scope>#<id>          | DAY#<YYYY-MM-DD>         |                   |
+| count bucket        | COUNT#<scope>#<id>          | DAY#<YYYY-MM-DD>         | also HOUR#, MINUTE# |
 | id sequence         | SEQUENCE#CONVERSION         | SEQUENCE                 |                   |
 
 The sort key `<datetime>#<id>` orders by datetime then id, which is also id order because ids
 are allocated together with a never-decreasing datetime (see `_allocate_id`).
+
+Counts: every conversion adds 1 to its day, hour and minute bucket of its user, its website and
+its goal (nine items, in the same transaction as the conversion). A datetime range is cut into
+whole days, whole hours at its ends, whole minutes at their ends, and at most one part-minute at
+each bound (see `_cover`), so a total reads the bucket items of the range plus at most two
+minutes' worth of conversion keys, whatever the number of conversions.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -88,8 +94,52 @@ def _sort_key(when: str, conversion_id: int) -> str:
     return f"{when}#{conversion_id:020d}"
 
 
-def _day_sort_key(day: str) -> str:
-    return f"DAY#{day}"
+# (bucket name, length of its datetime prefix, seconds in it), coarsest first.
+_BUCKETS = (("DAY", 10, 86400), ("HOUR", 13, 3600), ("MINUTE", 16, 60))
+_FIRST_SECOND = datetime(1, 1, 1).toordinal() * 86400
+_LAST_SECOND = datetime(9999, 12, 31).toordinal() * 86400 + 86399
+
+
+def _bucket_sort_keys(when: str) -> list[str]:
+    """The count buckets a conversion at `when` ('YYYY-MM-DD HH:MM:SS') belongs to."""
+    return [f"{name}#{when[:length]}" for name, length, _ in _BUCKETS]
+
+
+def _seconds(value: datetime) -> int:
+    return value.toordinal() * 86400 + value.hour * 3600 + value.minute * 60 + value.second
+
+
+def _stamp(seconds: int) -> str:
+    """'YYYY-MM-DD HH:MM:SS' of a second counted as in `_seconds`."""
+    day, second = divmod(seconds, 86400)
+    return (datetime.fromordinal(day) + timedelta(seconds=second)).isoformat(sep=" ")
+
+
+def _cover(low: int, high: int, level: int = 0) -> list[tuple[int | None, int, int]]:
+    """Cut the seconds [low, high) into (bucket level, first unit, last unit) runs of whole
+    buckets, coarsest possible, in time order; a part-minute is (None, first second, last second).
+
+    At most one run of days, two of hours, two of minutes and two part-minutes.
+    """
+    if low >= high:
+        return []
+    if level == len(_BUCKETS):
+        return [(None, low, high - 1)]
+    size = _BUCKETS[level][2]
+    first, last = -(-low // size), high // size
+    if first >= last:
+        return _cover(low, high, level + 1)
+    return _cover(low, first * size, level + 1) + [(level, first, last - 1)] + _cover(last * size, high, level + 1)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Conversions counted between two seconds (inclusive), and the bucket level it came from."""
+
+    first: int
+    last: int
+    count: int
+    level: int | None
 
 
 @dataclass(frozen=True)
@@ -255,25 +305,55 @@ class Repository:
     def list_conversions(self, user: User, request: ListRequest) -> Page:
         """A page of the user's conversions matching the filters, with the exact total.
 
-        The total comes from day counts (one item per day with conversions in the range), with
-        the days cut by the datetime bounds counted exactly; the page then starts at the day
-        that holds its first item, so at most one day's worth of keys is skipped.
+        The total is summed from count buckets (see `_spans`). The page then starts in the
+        bucket holding its first item: a day or hour bucket that would have to be skipped into
+        is opened into its hours or minutes, so at most one minute's keys are skipped.
         """
         scope = self._scope_for(user, request)
         if scope is None:
             return Page([], 0)
-        low, high = _sort_bounds(request.start, request.end)
-        days = self._day_counts(scope, request.start, request.end, low, high)
-        total = sum(count for _, count in days)
-        offset = (request.page - 1) * request.results_per_page
-        if offset >= total:
+        low_second = _seconds(request.start) if request.start else _FIRST_SECOND
+        high_second = _seconds(request.end) if request.end else _LAST_SECOND
+        spans = self._spans(scope, _cover(low_second, high_second + 1))
+        total = sum(span.count for span in spans)
+        skip = (request.page - 1) * request.results_per_page
+        if skip >= total:
             return Page([], total)
-        day, skip = _page_start(days if request.ascending else days[::-1], offset)
+        while True:
+            for span in spans if request.ascending else reversed(spans):
+                if skip < span.count:
+                    break
+                skip -= span.count
+            if skip == 0 or span.level is None or span.level + 1 == len(_BUCKETS):
+                break
+            size = _BUCKETS[span.level + 1][2]
+            spans = self._spans(scope, [(span.level + 1, span.first // size, span.last // size)])
+        low, high = _sort_bounds(request.start, request.end)
         if request.ascending:
-            low = max(low, f"{day} 00:00:00#")
+            low = max(low, f"{_stamp(span.first)}#")
         else:
-            high = min(high, f"{day} 23:59:59#~")
+            high = min(high, f"{_stamp(span.last)}#~")
         items = self._read_range(scope, low, high, request.ascending, skip, request.results_per_page)
+        return Page([_conversion_from_item(i) for i in items], total)
+
+    def list_conversions_naive(self, user: User, request: ListRequest) -> Page:
+        """The same page the way the upstream service gets it (COUNT over the whole range, OFFSET
+        by reading past every earlier item): the benchmark's baseline, not used by the API."""
+        scope = self._scope_for(user, request)
+        if scope is None:
+            return Page([], 0)
+        low, high = _sort_bounds(request.start, request.end)
+        total = self._count_range(scope, low, high)
+        skip = (request.page - 1) * request.results_per_page
+        if skip >= total:
+            return Page([], total)
+        after: dict[str, Any] = {}
+        while skip:  # OFFSET: read past `skip` items (counted, not returned, to spare the wire)
+            pages = self._range_query(scope, low, high, ScanIndexForward=request.ascending, Select="COUNT", Limit=skip, **after)
+            read = next(pages)
+            skip -= read["Count"]
+            after = {"ExclusiveStartKey": read["LastEvaluatedKey"]}
+        items = self._read_range(scope, low, high, request.ascending, 0, request.results_per_page, **after)
         return Page([_conversion_from_item(i) for i in items], total)
 
     def _scope_for(self, user: User, request: ListRequest) -> Scope | None:
@@ -288,33 +368,31 @@ class Repository:
             return Scope("WEBSITE", request.website_id)
         return Scope("USER", user.user_id)
 
-    def _day_counts(
-        self, scope: Scope, start: datetime | None, end: datetime | None, low: str, high: str
-    ) -> list[tuple[str, int]]:
-        """(day, conversions) in ascending day order, exact within [start, end]."""
-        first_day = start.strftime("%Y-%m-%d") if start else "0000-00-00"
-        last_day = end.strftime("%Y-%m-%d") if end else "9999-12-31"
-        counts: dict[str, int] = {}
-        for page in self._query(
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-            ExpressionAttributeValues=_to_dynamo(
-                {":pk": scope.count_partition, ":low": _day_sort_key(first_day), ":high": _day_sort_key(last_day)}
-            ),
-            ConsistentRead=True,
-        ):
-            for raw in page["Items"]:
-                item = _from_dynamo(raw)
-                counts[item["sk"].removeprefix("DAY#")] = item["n"]
-        start_cut = start is not None and start.strftime("%H:%M:%S") != "00:00:00"
-        end_cut = end is not None and end.strftime("%H:%M:%S") != "23:59:59"
-        if first_day == last_day and (start_cut or end_cut) and first_day in counts:
-            counts[first_day] = self._count_range(scope, low, high)
-        else:
-            if start_cut and first_day in counts:
-                counts[first_day] = self._count_range(scope, low, f"{first_day} 23:59:59#~")
-            if end_cut and last_day in counts:
-                counts[last_day] = self._count_range(scope, f"{last_day} 00:00:00#", high)
-        return sorted((day, n) for day, n in counts.items() if n > 0)
+    def _spans(self, scope: Scope, runs: list[tuple[int | None, int, int]]) -> list[_Span]:
+        """Counted spans of `runs` (from `_cover`), in time order, empty buckets left out.
+
+        A run of buckets is one Query on the count partition; a part-minute is counted on the
+        conversions themselves (Select=COUNT over at most one minute of keys).
+        """
+        spans: list[_Span] = []
+        for level, first, last in runs:
+            if level is None:
+                count = self._count_range(scope, f"{_stamp(first)}#", f"{_stamp(last)}#~")
+                spans.append(_Span(first, last, count, None))
+                continue
+            name, length, size = _BUCKETS[level]
+            low, high = (f"{name}#{_stamp(unit * size)[:length]}" for unit in (first, last))
+            for page in self._query(
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                ExpressionAttributeValues=_to_dynamo({":pk": scope.count_partition, ":low": low, ":high": high}),
+                ConsistentRead=True,
+            ):
+                for raw in page["Items"]:
+                    item = _from_dynamo(raw)
+                    prefix = item["sk"].partition("#")[2]
+                    start = _seconds(datetime.fromisoformat(prefix + "0001-01-01 00:00:00"[len(prefix) :]))
+                    spans.append(_Span(start, start + size - 1, item["n"], level))
+        return [span for span in spans if span.count > 0]
 
     def _range_query(self, scope: Scope, low: str, high: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         if scope.index:
@@ -332,10 +410,10 @@ class Repository:
         return sum(page["Count"] for page in self._range_query(scope, low, high, Select="COUNT"))
 
     def _read_range(
-        self, scope: Scope, low: str, high: str, ascending: bool, skip: int, wanted: int
+        self, scope: Scope, low: str, high: str, ascending: bool, skip: int, wanted: int, **kwargs: Any
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        pages = self._range_query(scope, low, high, ScanIndexForward=ascending, Limit=skip + wanted)
+        pages = self._range_query(scope, low, high, ScanIndexForward=ascending, Limit=skip + wanted, **kwargs)
         for page in pages:
             items += page["Items"]
             if len(items) >= skip + wanted:
@@ -493,18 +571,19 @@ class Repository:
         if self._listed_key(current) != self._listed_key(updated):
             operations.append({"Delete": {"Key": _to_dynamo(self._listed_key(current))}})
         old_scopes, new_scopes = set(_scopes_of(current)), set(_scopes_of(updated))
-        day = current.datetime[:10]
-        operations += [self._count_update(scope, day, -1) for scope in old_scopes - new_scopes]
-        operations += [self._count_update(scope, day, +1) for scope in new_scopes - old_scopes]
+        buckets = _bucket_sort_keys(current.datetime)
+        operations += [self._count_update(s, b, -1) for s in old_scopes - new_scopes for b in buckets]
+        operations += [self._count_update(s, b, +1) for s in new_scopes - old_scopes for b in buckets]
         return operations
 
     def _count_updates(self, conversion: Conversion, delta: int) -> list[dict[str, Any]]:
-        return [self._count_update(scope, conversion.datetime[:10], delta) for scope in _scopes_of(conversion)]
+        buckets = _bucket_sort_keys(conversion.datetime)
+        return [self._count_update(scope, bucket, delta) for scope in _scopes_of(conversion) for bucket in buckets]
 
-    def _count_update(self, scope: Scope, day: str, delta: int) -> dict[str, Any]:
+    def _count_update(self, scope: Scope, bucket: str, delta: int) -> dict[str, Any]:
         return {
             "Update": {
-                "Key": _to_dynamo({"pk": scope.count_partition, "sk": _day_sort_key(day)}),
+                "Key": _to_dynamo({"pk": scope.count_partition, "sk": bucket}),
                 "UpdateExpression": "ADD n :delta",
                 "ExpressionAttributeValues": _to_dynamo({":delta": delta}),
             }
@@ -529,9 +608,7 @@ class Repository:
             items.append({**entity_key("USER", user["user_id"]), **user})
             items.append({**_api_key_key(key_hash), "user_id": user["user_id"]})
         items += [{**entity_key(kind, fields[f"{kind.lower()}_id"]), **fields} for kind, fields in entities]
-        for conversion in conversions:
-            items.append(self._by_id_item(conversion, version=1))
-            items.append(self._listed_item(conversion))
+        items += self._conversion_items(conversions)
         self._batch_write(items)
         self._add_counts(conversions)
         if conversions:
@@ -561,14 +638,37 @@ class Repository:
             if pending:
                 raise ServiceUnavailableError(Problem("The database is busy; retry the import"))
 
+    def _conversion_items(self, conversions: list[Conversion]) -> list[dict[str, Any]]:
+        return [item for c in conversions for item in (self._by_id_item(c, version=1), self._listed_item(c))]
+
     def _add_counts(self, conversions: list[Conversion]) -> None:
-        totals: dict[tuple[Scope, str], int] = {}
-        for conversion in conversions:
-            for scope in _scopes_of(conversion):
-                totals[(scope, conversion.datetime[:10])] = totals.get((scope, conversion.datetime[:10]), 0) + 1
-        for (scope, day), count in totals.items():
-            update = self._count_update(scope, day, count)["Update"]
+        """Add the conversions to their count buckets, one atomic ADD per bucket."""
+        for (scope, bucket), count in _bucket_totals(conversions).items():
+            update = self._count_update(scope, bucket, count)["Update"]
             self._call("update_item", TableName=self._table, **update)
+
+    def fresh_table_items(self, conversions: list[Conversion]) -> list[dict[str, Any]]:
+        """What importing these conversions leaves in a table that has no conversions yet: their
+        items, their count buckets with the sums already made, and the id sequence. For loading
+        a fresh table in bulk (the benchmark), where there are no counts to add to."""
+        items = self._conversion_items(conversions)
+        items += [
+            {"pk": scope.count_partition, "sk": bucket, "n": count}
+            for (scope, bucket), count in _bucket_totals(conversions).items()
+        ]
+        if conversions:
+            last = max(conversions, key=lambda c: c.id)
+            items.append({**_SEQUENCE_KEY, "last_id": last.id, "last_datetime": last.datetime})
+        return items
+
+
+def _bucket_totals(conversions: list[Conversion]) -> dict[tuple[Scope, str], int]:
+    totals: dict[tuple[Scope, str], int] = {}
+    for conversion in conversions:
+        for scope in _scopes_of(conversion):
+            for bucket in _bucket_sort_keys(conversion.datetime):
+                totals[(scope, bucket)] = totals.get((scope, bucket), 0) + 1
+    return totals
 
 
 class RateLimitCounter:
@@ -611,15 +711,6 @@ def _call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
 
 def _unavailable() -> ServiceUnavailableError:
     return ServiceUnavailableError(Problem("The database is busy; retry shortly"), headers={"Retry-After": "1"})
-
-
-def _page_start(days: list[tuple[str, int]], offset: int) -> tuple[str, int]:
-    """The day holding the item at `offset` (days in reading order) and how many of its items precede it."""
-    for day, count in days:
-        if offset < count:
-            return day, offset
-        offset -= count
-    raise ValueError("offset beyond the counted days")
 
 
 def _is_cancelled(error: ClientError) -> bool:
