@@ -13,7 +13,7 @@ TOOLS_STAMP := $(TOOLS)/.installed-$(shell cksum requirements-tools.txt | cut -d
 SAM := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(TOOLS)/bin/sam
 BUILD_DIR := .aws-sam/build
 
-.PHONY: install tools browser run test check build lint openapi cost clean
+.PHONY: install tools browser run test check build lint openapi cost bench clean
 
 install: $(STAMP)
 
@@ -53,6 +53,13 @@ check: tools
 
 build: tools
 	$(SAM) build --cached --parallel --build-dir $(BUILD_DIR)
+
+# Items read per request at 1k/10k/100k conversions (ours vs naive), handler import times, layer size.
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/run.py
+	$(BIN)/python bench/imports.py
+	$(BIN)/python bench/layer.py
 
 lint: install
 	$(BIN)/ruff check .
