@@ -265,7 +265,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    # Pages are walked at the middle size: on moto, the naive way's reads at 100k x 13 pages
+    # would take most of the run (moto walks a partition from its start for every page of a Query).
+    page_size = sizes[len(sizes) // 2]
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
 
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         meter.take()
         print(f"N={size:,}: {items:,} items loaded in {time.monotonic() - loading:.0f} s", file=sys.stderr)
         rows += list_rows(repository, meter, size)
-        if size == max(sizes):
+        if size == page_size:
             by_page = page_rows(repository, meter, size)
         if size == min(sizes):
             writes = write_rows(repository, meter)
@@ -299,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
         [
             "### Items read per list request (25 a page)",
             list_table(rows),
-            f"### Items read by page (N = {max(sizes):,}, website, newest first)",
+            f"### Items read by page (N = {page_size:,}, website, newest first)",
             list_table(by_page),
             "### Items written per write",
             write_table(writes),
