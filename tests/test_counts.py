@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from conftest import Tenant, api_event, invoke
 
+from conftest import Tenant, api_event, invoke
 from functions.create_conversion import app as create_app
 from functions.delete_conversion import app as delete_app
 from functions.list_conversions import app as list_app

@@ -336,20 +336,24 @@ class Repository:
         items = self._read_range(scope, low, high, request.ascending, skip, request.results_per_page)
         return Page([_conversion_from_item(i) for i in items], total)
 
-    def list_conversions_naive(self, user: User, request: ListRequest) -> Page:
+    def list_conversions_naive(self, user: User, request: ListRequest, total: int | None = None) -> Page:
         """The same page the way the upstream service gets it (COUNT over the whole range, OFFSET
-        by reading past every earlier item): the benchmark's baseline, not used by the API."""
+        by reading past every earlier item): the benchmark's baseline, not used by the API.
+        `total` skips the COUNT when the caller already made it for these filters."""
         scope = self._scope_for(user, request)
         if scope is None:
             return Page([], 0)
         low, high = _sort_bounds(request.start, request.end)
-        total = self._count_range(scope, low, high)
+        if total is None:
+            total = self._count_range(scope, low, high)
         skip = (request.page - 1) * request.results_per_page
         if skip >= total:
             return Page([], total)
         after: dict[str, Any] = {}
         while skip:  # OFFSET: read past `skip` items (counted, not returned, to spare the wire)
-            pages = self._range_query(scope, low, high, ScanIndexForward=request.ascending, Select="COUNT", Limit=skip, **after)
+            pages = self._range_query(
+                scope, low, high, ScanIndexForward=request.ascending, Select="COUNT", Limit=skip, **after
+            )
             read = next(pages)
             skip -= read["Count"]
             after = {"ExclusiveStartKey": read["LastEvaluatedKey"]}
