@@ -317,9 +317,16 @@ def main(argv: list[str] | None = None) -> None:
             writes = write_rows(repository, meter)
         client.delete_table(TableName=table_name)
         print(f"N={size:,}: measured, {time.monotonic() - started:.0f} s so far", file=sys.stderr)
-    server.stop()
+        report(rows, by_page, writes, page_size, output)  # after every size, so a cut run leaves figures
+    server.shutdown()
+    print(report(rows, by_page, writes, page_size, output))
+    print(f"\nWrote {output / 'results.md'} and {output / 'items_read.png'} in {time.monotonic() - started:.0f} s")
 
-    report = "\n\n".join(
+
+def report(
+    rows: list[Row], by_page: list[Row], writes: list[tuple[str, Counter[str]]], page_size: int, output: Path
+) -> str:
+    text = "\n\n".join(
         [
             "### Items read per list request (25 a page)",
             list_table(rows),
@@ -329,10 +336,10 @@ def main(argv: list[str] | None = None) -> None:
             write_table(writes),
         ]
     )
-    (output / "results.md").write_text(report + "\n")
-    plot(rows, by_page, output / "items_read.png")
-    print(report)
-    print(f"\nWrote {output / 'results.md'} and {output / 'items_read.png'} in {time.monotonic() - started:.0f} s")
+    (output / "results.md").write_text(text + "\n")
+    if by_page:
+        plot(rows, by_page, output / "items_read.png")
+    return text
 
 
 if __name__ == "__main__":
