@@ -11,6 +11,7 @@ import copy
 import itertools
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,28 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_sep("-", "figures")
         for line in FIGURES:
             terminalreporter.write_line(line)
+
+
+_exit_status: int | None = None
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: Any) -> None:
+    """Leave without the interpreter's final garbage collection.
+
+    By the end of a run the in-process moto server holds gigabytes of small objects (its
+    transactions deep-copy whole tables); collecting them at exit took minutes and frees
+    nothing anyone needs. Everything pytest reports has been written by now.
+    """
+    if _exit_status is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status)
 
 
 def new_id() -> int:
