@@ -41,7 +41,7 @@ run: install
 	@echo "API docs: http://$(HOST):$(PORT)/docs"
 	$(BIN)/goals-conversions serve --host $(HOST) --port $(PORT) --seed seeds/demo.json
 
-test: install check browser
+test: install lint check browser
 	$(BIN)/pytest
 
 # The template lints, validates and builds for its runtime and architecture, offline, without Docker.
