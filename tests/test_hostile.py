@@ -16,6 +16,7 @@ import pytest
 from tables import changed, local_server, own_tables, snapshot
 
 from conftest import FIGURES, Tenant, api_event, invoke
+from conversions_core.http import LIST_PARAMETERS as LISTED_PARAMETERS
 from conversions_core.repository import Repository
 
 # The server under attack runs on tables of its own, small enough to compare whole after each request.
@@ -24,17 +25,7 @@ TABLES = (ENVIRONMENT["DATA_TABLE_NAME"], ENVIRONMENT["IDEMPOTENCY_TABLE_NAME"])
 PATH = "/api/goals-conversions"
 BIG = 2**63
 LONG = "A" * 8000  # API Gateway refuses longer URLs and header values itself
-LIST_PARAMETERS = (
-    "goal_id",
-    "website_id",
-    "datetime_field",
-    "datetime_start",
-    "datetime_end",
-    "order_by",
-    "order_type",
-    "page",
-    "results_per_page",
-)
+LIST_PARAMETERS = (*LISTED_PARAMETERS, "page")  # every parameter the list endpoint reads
 tried: list[str] = []
 
 
