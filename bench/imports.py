@@ -2,11 +2,13 @@
 
 Each handler is imported the way Lambda does it (`app` from its CodeUri folder, the layer on the
 path) in a fresh interpreter, many times, rounds interleaved so that a busy machine slows every
-module alike; the median is kept. Two bare handlers are the yardsticks:
+module alike; the median is kept. Two measurements, each against its own yardstick:
 
-- bare: imports Powertools' APIGatewayRestResolver and boto3, nothing else;
-- bare + clients: also builds what any handler of this API builds at start: the resolver (with
-  validation) and a DynamoDB client.
+- the cold-start import (`import app`) against a bare handler that imports Powertools'
+  APIGatewayRestResolver and boto3, nothing else (the target: at most 1.2x);
+- the import plus what the first request loads (`app.endpoint.load()`: the route, its validating
+  resolver, the models and the DynamoDB client) against the bare handler that also builds a
+  validating resolver and a DynamoDB client, so that deferring is seen to move work, not add it.
 
 Usage: python bench/imports.py [--rounds 15]
 """
@@ -36,7 +38,8 @@ app = APIGatewayRestResolver(enable_validation=True)
 client = boto3.client("dynamodb")
 """
 )
-TIMER = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
+IMPORT = "import app"
+FIRST_REQUEST = "import app\nif hasattr(app, 'endpoint'):\n    app.endpoint.load()"
 
 
 def environment(code_dir: Path) -> dict[str, str]:
@@ -56,21 +59,52 @@ def environment(code_dir: Path) -> dict[str, str]:
     return env
 
 
-def time_import(code_dir: Path) -> float:
-    out = subprocess.run([sys.executable, "-c", TIMER], env=environment(code_dir), capture_output=True, text=True)
+def time_import(code_dir: Path, statement: str = IMPORT) -> float:
+    timer = f"import time\nt = time.perf_counter()\n{statement}\nprint(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", timer], env=environment(code_dir), capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"importing {code_dir}/app.py failed:\n{out.stderr}")
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def imported_names(code_dir: Path) -> set[str]:
+def imported_names(code_dir: Path, statement: str = IMPORT) -> set[str]:
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import app"],
+        [sys.executable, "-X", "importtime", "-c", statement],
         env=environment(code_dir),
         capture_output=True,
         text=True,
     )
     return {line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines() if line.count("|") == 2}
+
+
+def medians(dirs: dict[str, Path], statement: str, rounds: int) -> dict[str, float]:
+    for code_dir in dirs.values():
+        time_import(code_dir, statement)  # warm the file cache
+    samples: dict[str, list[float]] = {name: [] for name in dirs}
+    for _ in range(rounds):
+        for name, code_dir in dirs.items():
+            samples[name].append(time_import(code_dir, statement))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def print_ratios(title: str, times: dict[str, float], yardstick: str) -> None:
+    print(f"{title}\n")
+    print(f"| module | vs {yardstick} |")
+    print("|---|---:|")
+    for name, median in times.items():
+        print(f"| {name} | {median / times[yardstick]:.2f}x |")
+    print(f"\n{yardstick}: {times[yardstick] * 1000:.0f} ms on this machine (varies with load; compare the ratios)\n")
+
+
+def print_extra_modules(dirs: dict[str, Path], statement: str, yardstick: str) -> None:
+    baseline = imported_names(dirs[yardstick], statement)
+    print(f"Modules imported beyond {yardstick}:")
+    for name in HANDLERS:
+        extra = sorted(imported_names(dirs[name], statement) - baseline - {"app", "endpoint"})
+        ours = [m for m in extra if m.startswith("conversions_core")]
+        others = [m for m in extra if not m.startswith("conversions_core")]
+        print(f"- {name}: {', '.join(ours) or 'none'} of the layer; {', '.join(others) or 'nothing else'}")
+    print()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,30 +118,20 @@ def main(argv: list[str] | None = None) -> None:
             folder.mkdir()
             (folder / "app.py").write_text(source)
             dirs[name] = folder
-        dirs.update({name: ROOT / "functions" / name for name in HANDLERS})
-        for code_dir in dirs.values():
-            time_import(code_dir)  # warm the file cache
-        samples: dict[str, list[float]] = {name: [] for name in dirs}
-        for _ in range(args.rounds):
-            for name, code_dir in dirs.items():
-                samples[name].append(time_import(code_dir))
-        medians = {name: statistics.median(values) for name, values in samples.items()}
-        bare, bare_clients = medians["bare"], medians["bare + clients"]
-        print(
-            f"### Handler import time (median of {args.rounds} fresh interpreters, Python {sys.version.split()[0]})\n"
+        handlers = {name: ROOT / "functions" / name for name in HANDLERS}
+        version = f"median of {args.rounds} fresh interpreters, Python {sys.version.split()[0]}"
+
+        cold = medians({"bare": dirs["bare"], **handlers}, IMPORT, args.rounds)
+        print_ratios(f"### Cold start: `import app` ({version})", cold, "bare")
+        print_extra_modules({"bare": dirs["bare"], **handlers}, IMPORT, "bare")
+
+        first = medians({"bare + clients": dirs["bare + clients"], **handlers}, FIRST_REQUEST, args.rounds)
+        print_ratios(
+            f"### Cold start and first request: `import app` + `app.endpoint.load()` ({version})",
+            first,
+            "bare + clients",
         )
-        print("| module | vs bare | vs bare + clients |")
-        print("|---|---:|---:|")
-        for name, median in medians.items():
-            print(f"| {name} | {median / bare:.2f}x | {median / bare_clients:.2f}x |")
-        baseline = imported_names(dirs["bare + clients"])
-        print(f"\nbare handler: {bare * 1000:.0f} ms on this machine (varies with load; compare the ratios)")
-        print("\nModules a handler imports beyond the bare handler with clients:")
-        for name in HANDLERS:
-            extra = sorted(imported_names(dirs[name]) - baseline - {"app"})
-            ours = [m for m in extra if m.startswith("conversions_core")]
-            others = [m for m in extra if not m.startswith("conversions_core")]
-            print(f"- {name}: {len(ours)} of conversions_core, and {', '.join(others) or 'nothing else'}")
+        print_extra_modules({"bare + clients": dirs["bare + clients"], **handlers}, FIRST_REQUEST, "bare + clients")
 
 
 if __name__ == "__main__":

@@ -85,8 +85,8 @@ def main(argv: list[str]) -> int:
         problems.append(f"expected 5 built functions, found {len(functions)}")
     for function in functions:
         files = sorted(p.name for p in function.rglob("*") if p.is_file())
-        if files != ["app.py"]:
-            problems.append(f"{function.name} holds {files}, expected only app.py")
+        if files != ["app.py", "endpoint.py"]:
+            problems.append(f"{function.name} holds {files}, expected app.py and endpoint.py")
     for problem in problems:
         print(f"check_build: {problem}", file=sys.stderr)
     if problems:

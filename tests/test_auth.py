@@ -57,11 +57,12 @@ def fixed_window(monkeypatch):
     now = time.time()
     window_start = now - now % 60 + 30
     for module in (list_app, get_app, create_app, update_app, delete_app):
-        services = module.services
+        endpoint = module.endpoint.load()
+        services = endpoint.services
         counter = RateLimitCounter(services.client, services.settings.rate_limit_table_name, clock=lambda: window_start)
         gate = Gate(services.repository, counter, services.settings.default_rate_limit_per_minute)
         monkeypatch.setattr(
-            module, "services", type(services)(services.settings, services.repository, gate, services.client)
+            endpoint, "services", type(services)(services.settings, services.repository, gate, services.client)
         )
     return window_start
 

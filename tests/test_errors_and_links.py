@@ -14,7 +14,7 @@ def test_an_unforeseen_failure_is_a_generic_500_in_the_contract_format(tenant, m
     def explode(*_args, **_kwargs):
         raise RuntimeError("table xyz exploded at internal-id-42")
 
-    monkeypatch.setattr(get_app.services.repository, "get_conversion", explode)
+    monkeypatch.setattr(get_app.endpoint.load().services.repository, "get_conversion", explode)
     log = io.StringIO()
     previous = logger.registered_handler.setStream(log)
     result = invoke(get_app, api_event("get_conversion", headers=tenant.auth, conversion_id=1))
@@ -29,8 +29,9 @@ def test_an_unforeseen_failure_is_a_generic_500_in_the_contract_format(tenant, m
 
 
 def test_public_base_url_replaces_the_called_host_in_links(tenant, monkeypatch):
-    settings = dataclasses.replace(list_app.services.settings, public_base_url="https://api.example.com/v1/")
-    monkeypatch.setattr(list_app, "services", build_services(settings, list_app.services.client))
+    endpoint = list_app.endpoint.load()
+    settings = dataclasses.replace(endpoint.services.settings, public_base_url="https://api.example.com/v1/")
+    monkeypatch.setattr(endpoint, "services", build_services(settings, endpoint.services.client))
     result = invoke(list_app, api_event("list_conversions", headers=tenant.auth, query={"order_type": "ASC"}))
     assert result.json["links"]["self"] == "https://api.example.com/v1/api/goals-conversions?order_type=ASC&page=1"
 

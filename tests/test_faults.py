@@ -179,10 +179,11 @@ def run(monkeypatch, sandbox: Sandbox, injector: Injector, module: Any, event: d
     injector.attach(client)
     runs[0] += injector.target is not None
     services = build_services(sandbox.settings, client)
+    endpoint = module.endpoint.load()
     with monkeypatch.context() as patch:
-        patch.setattr(module, "services", services)
-        if hasattr(module, "once"):
-            patch.setattr(module, "once", OnceOnly(services))
+        patch.setattr(endpoint, "services", services)
+        if hasattr(endpoint, "once"):
+            patch.setattr(endpoint, "once", OnceOnly(services))
         patch.setattr(botocore.endpoint, "time", _Clock(injector))
         return invoke(module, event)
 

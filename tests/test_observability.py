@@ -78,7 +78,7 @@ def test_logs_are_json_with_the_request_id_as_correlation_id_and_no_api_key(tena
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(list_app.services.repository, "list_conversions", explode)
+    monkeypatch.setattr(list_app.endpoint.load().services.repository, "list_conversions", explode)
     stream = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", stream)
     event = api_event("list_conversions", headers=tenant.auth, query={})

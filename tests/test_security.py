@@ -75,9 +75,9 @@ def test_no_api_key_or_key_hash_is_ever_logged(captured_logs, make_tenant, monke
         call(get_app, api_event("get_conversion", headers=limited.auth, conversion_id=conversion_id))
     with monkeypatch.context() as patch:
         # A failure nobody foresaw (500) and a database that stays busy (503).
-        patch.setattr(get_app.services.repository, "get_conversion", _explode)
+        patch.setattr(get_app.endpoint.load().services.repository, "get_conversion", _explode)
         call(get_app, api_event("get_conversion", headers=auth, conversion_id=conversion_id))
-        patch.setattr(delete_app.services.repository, "delete_conversion", _busy)
+        patch.setattr(delete_app.endpoint.load().services.repository, "delete_conversion", _busy)
         call(delete_app, api_event("delete_conversion", headers=auth, conversion_id=conversion_id))
     call(delete_app, api_event("delete_conversion", headers=auth, conversion_id=conversion_id))
     assert {200, 204, 400, 401, 404, 409, 429, 500, 503} <= set(statuses), statuses
@@ -254,11 +254,12 @@ def recorders():
     recorders = {}
     for function, module in MODULES.items():
         recorder = CallRecorder()
-        module.services.client.meta.events.register("before-parameter-build.dynamodb", recorder)
+        module.endpoint.load().services.client.meta.events.register("before-parameter-build.dynamodb", recorder)
         recorders[function] = recorder
     yield recorders
     for function, module in MODULES.items():
-        module.services.client.meta.events.unregister("before-parameter-build.dynamodb", recorders[function])
+        events = module.endpoint.load().services.client.meta.events
+        events.unregister("before-parameter-build.dynamodb", recorders[function])
 
 
 def test_each_function_is_granted_exactly_the_calls_it_makes(recorders, make_tenant):

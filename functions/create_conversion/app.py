@@ -1,47 +1,15 @@
-"""POST /api/goals-conversions"""
+"""POST /api/goals-conversions: the Lambda entry point.
 
-from typing import Annotated, Any
+The endpoint (route, validation, DynamoDB client) is in endpoint.py, imported on the first
+request so that a cold start imports only this (see conversions_core.deferred).
+"""
 
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
-from aws_lambda_powertools.logging import correlation_paths
+from typing import Any
 
-from conversions_core.http import current_user, documented, handle, logger, new_resolver, ok
-from conversions_core.idempotency import IdempotencyKey, OnceOnly
-from conversions_core.models import Conversion, ConversionBody, ConversionCreate
-from conversions_core.observability import CONVERSIONS_CREATED, count
-from conversions_core.wiring import build_services
+from conversions_core.deferred import DeferredEndpoint
 
-services = build_services()
-once = OnceOnly(services)
-app = new_resolver()
+endpoint = DeferredEndpoint(__name__, __file__)
 
 
-def _create(fields: dict[str, Any]) -> dict[str, Any]:
-    refs = {name: value for name, value in fields.items() if name != "goal_id"}
-    created = services.repository.create_conversion(current_user(app), fields["goal_id"], refs)
-    count(CONVERSIONS_CREATED)  # here, not per response: an idempotent replay creates nothing
-    return created.model_dump()
-
-
-@app.post(
-    "/api/goals-conversions",
-    summary="Record a conversion",
-    status_code=201,
-    response_description="Created",
-    responses=documented(201, "The recorded conversion", ConversionBody),
-)
-def create_conversion(
-    body: Annotated[ConversionCreate, Body()],
-    idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
-):
-    fields = body.model_dump()
-    if idempotency_key is None:
-        return ok(_create(fields), status=201)
-    first = once.run(_create, current_user(app).user_id, idempotency_key, fields)
-    return ok(Conversion.model_validate(first).model_dump(), status=201)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    once.register_lambda_context(context)
-    return handle(app, event, context, services.gate)
+    return endpoint.handle(event, context)

@@ -51,11 +51,16 @@ class Functions:
         self._modules: dict[str, ModuleType] = {}
 
     def module(self, spec: FunctionSpec) -> ModuleType:
-        """The function's handler module, imported once from its CodeUri."""
+        """The function's endpoint module (its resolver and services), loaded once from its CodeUri.
+
+        Lambda imports the handler module and the endpoint on the first request; here both are
+        loaded at once, like a warm container, so that they read the environment as it is now.
+        """
         if spec.name not in self._modules:
             module_name = spec.handler.rsplit(".", 1)[0]
             path = spec.code_dir / f"{module_name}.py"
-            self._modules[spec.name] = _load_module(f"local_{spec.short_name}_{module_name}", path)
+            handler_module = _load_module(f"local_{spec.short_name}_{module_name}", path)
+            self._modules[spec.name] = handler_module.endpoint.load()
         return self._modules[spec.name]
 
     def handler(self, spec: FunctionSpec) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
