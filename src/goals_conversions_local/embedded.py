@@ -51,11 +51,64 @@ class _OneRequestAtATime:
             return list(self._app(environ, start_response))
 
 
+_transaction = threading.local()
+
+
+class _OneBackupPerTable:
+    """Stands in for the `copy` module inside moto.dynamodb.models.
+
+    Before applying a TransactWriteItems, moto deep-copies a table once per action on it (to
+    roll back on a cancellation): 11 copies of the whole table for one create. They are taken
+    before any action is applied, so they are identical: during a transaction this hands back
+    the first copy of each table, the same rollback for a tenth of the work.
+    """
+
+    def __init__(self, original: Any):
+        self.original = original
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        backups = getattr(_transaction, "backups", None)
+        if backups is None or not isinstance(value, Table):
+            return self.original.deepcopy(value, memo)
+        if id(value) not in backups:
+            backups[id(value)] = self.original.deepcopy(value, memo)
+        return backups[id(value)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.original, name)
+
+
+def _backing_up_each_table_once(transact_write_items: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _transaction.backups = {}
+        try:
+            return transact_write_items(*args, **kwargs)
+        finally:
+            _transaction.backups = None
+
+    wrapper.backs_up_once = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def back_up_each_table_once() -> None:
+    """Install `_OneBackupPerTable` (idempotent; keeps any `copy` stand-in installed before)."""
+    from moto.dynamodb import models
+
+    backend = models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "backs_up_once", False):
+        return
+    models.copy = _OneBackupPerTable(models.copy)  # type: ignore[attr-defined]
+    backend.transact_write_items = _backing_up_each_table_once(backend.transact_write_items)  # type: ignore[method-assign]
+
+
 def start_embedded_dynamodb(host: str = "127.0.0.1", port: int | None = None) -> tuple[Any, str]:
     """Start moto's server in a thread of this process; returns (server, endpoint URL)."""
     from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
+    back_up_each_table_once()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
