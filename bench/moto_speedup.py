@@ -11,9 +11,9 @@ code still sorts, applies the key condition, Limit and the 1 MB page limit, and 
 ScannedCount and LastEvaluatedKey, so the figures the benchmark reports are unchanged (the same
 `results.md` with and without the window at N = 1,000 and 4,000).
 
-TransactWriteItems in moto deep-copies the whole table once per action (for a rollback): 11
-actions on a 500k-item table take minutes. The patch keeps the table as it is instead, so a
-cancelled transaction is not rolled back; the benchmark's writes all succeed.
+Transactions need no shortcut here: the embedded server backs up each table once per
+transaction (`goals_conversions_local.embedded`), and the benchmark's writes run on its
+smallest table.
 
 `put_items` writes items straight into the in-process moto backend: over HTTP a write costs a
 few milliseconds here, and a 100k-conversion table has over half a million items. The items
@@ -23,7 +23,6 @@ themselves come from the repository (`Repository.fresh_table_items`). Only the b
 from __future__ import annotations
 
 import bisect
-import copy
 import inspect
 import threading
 from dataclasses import dataclass
@@ -143,14 +142,6 @@ def _equal(found: Any, wanted: Any) -> bool:
     return found is not None and found == wanted
 
 
-class _CopyExceptTables:
-    """Stands in for the `copy` module inside moto.dynamodb.models: tables are not copied."""
-
-    @staticmethod
-    def deepcopy(value: Any, memo: Any = None) -> Any:
-        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
-
-
 def _forgetting(write: Any) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _partitions.clear()
@@ -160,7 +151,6 @@ def _forgetting(write: Any) -> Any:
 
 
 def install() -> None:
-    dynamodb_models.copy = _CopyExceptTables  # type: ignore[attr-defined]
     backend = dynamodb_models.DynamoDBBackend
     for name in ("put_item", "update_item", "delete_item", "transact_write_items", "delete_table"):
         setattr(backend, name, _forgetting(getattr(backend, name)))

@@ -63,14 +63,13 @@ class _OneBackupPerTable:
     the first copy of each table, the same rollback for a tenth of the work.
     """
 
-    def __init__(self, original: Any):
+    def __init__(self, original: Any, table_type: type):
         self.original = original
+        self.table_type = table_type
 
     def deepcopy(self, value: Any, memo: Any = None) -> Any:
-        from moto.dynamodb.models.table import Table
-
         backups = getattr(_transaction, "backups", None)
-        if backups is None or not isinstance(value, Table):
+        if backups is None or not isinstance(value, self.table_type):
             return self.original.deepcopy(value, memo)
         if id(value) not in backups:
             backups[id(value)] = self.original.deepcopy(value, memo)
@@ -93,13 +92,14 @@ def _backing_up_each_table_once(transact_write_items: Any) -> Any:
 
 
 def back_up_each_table_once() -> None:
-    """Install `_OneBackupPerTable` (idempotent; keeps any `copy` stand-in installed before)."""
+    """Install `_OneBackupPerTable` in moto (idempotent)."""
     from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
 
     backend = models.DynamoDBBackend
     if getattr(backend.transact_write_items, "backs_up_once", False):
         return
-    models.copy = _OneBackupPerTable(models.copy)  # type: ignore[attr-defined]
+    models.copy = _OneBackupPerTable(models.copy, Table)  # type: ignore[attr-defined]
     backend.transact_write_items = _backing_up_each_table_once(backend.transact_write_items)  # type: ignore[method-assign]
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -12,6 +10,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from conversions_core.deferred import load_module
 from goals_conversions_local.template import FunctionSpec, Template
 
 # Powertools keeps the current event on the resolver class, so handlers must not overlap in
@@ -53,13 +52,14 @@ class Functions:
     def module(self, spec: FunctionSpec) -> ModuleType:
         """The function's endpoint module (its resolver and services), loaded once from its CodeUri.
 
-        Lambda imports the handler module and the endpoint on the first request; here both are
-        loaded at once, like a warm container, so that they read the environment as it is now.
+        Lambda imports the handler module at a cold start and the endpoint on the first request;
+        here both are loaded at once, like a warm container, so that they read the environment
+        as it is now.
         """
         if spec.name not in self._modules:
             module_name = spec.handler.rsplit(".", 1)[0]
             path = spec.code_dir / f"{module_name}.py"
-            handler_module = _load_module(f"local_{spec.short_name}_{module_name}", path)
+            handler_module = load_module(f"local_{spec.short_name}_{module_name}", path)
             self._modules[spec.name] = handler_module.endpoint.load()
         return self._modules[spec.name]
 
@@ -71,12 +71,3 @@ class Functions:
         handler = self.handler(spec)
         with _invoke_lock:
             return handler(event, context)
-
-
-def _load_module(name: str, path: Any) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module

@@ -40,10 +40,14 @@ class DeferredEndpoint:
             return importlib.import_module(f"{package}.{ENDPOINT_MODULE}")
         # Lambda imports `app` from the code folder (giving `endpoint`); the local runtime loads
         # each function's `app` under its own name (giving e.g. `local_list_endpoint`).
-        name = self._handler_module_name.removesuffix(ENTRY_MODULE) + ENDPOINT_MODULE
-        spec = importlib.util.spec_from_file_location(name, self._path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
+        return load_module(self._handler_module_name.removesuffix(ENTRY_MODULE) + ENDPOINT_MODULE, self._path)
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """Execute the Python file at `path` as module `name` (a fresh module each time)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
