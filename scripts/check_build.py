@@ -76,17 +76,21 @@ def zipped_size(folder: Path) -> int:
     return buffer.tell()
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def main(argv: list[str]) -> int:
     build = Path(argv[1] if len(argv) > 1 else ".aws-sam/build")
     layer = build / "CoreLayer"
     problems = check_layer(layer / "python")
     functions = sorted(p for p in build.glob("*Function") if p.is_dir())
-    if len(functions) != 5:
-        problems.append(f"expected 5 built functions, found {len(functions)}")
-    for function in functions:
-        files = sorted(p.name for p in function.rglob("*") if p.is_file())
-        if files != ["app.py", "endpoint.py"]:
-            problems.append(f"{function.name} holds {files}, expected app.py and endpoint.py")
+    sources = sorted(p.parent for p in (ROOT / "functions").glob("*/app.py"))
+    if len(functions) != len(sources):
+        problems.append(f"expected {len(sources)} built functions (one per functions/*/app.py), found {len(functions)}")
+    built = {tuple(sorted(p.name for p in f.rglob("*") if p.is_file())) for f in functions}
+    wanted = {tuple(sorted(p.name for p in s.glob("*.py"))) for s in sources}
+    if built != wanted:
+        problems.append(f"built functions hold {sorted(built)}, their sources {sorted(wanted)}")
     for problem in problems:
         print(f"check_build: {problem}", file=sys.stderr)
     if problems:

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -34,11 +35,43 @@ TEMPLATE = Template()
 apply_environment(TEMPLATE)
 ensure_tables(TEMPLATE, boto3.client("dynamodb"))
 
-from conversions_core.repository import Repository  # noqa: E402
+from conversions_core.repository import Repository, ids  # noqa: E402
 from conversions_core.seed import load_seed  # noqa: E402
+from goals_conversions_local.streams import StreamPump  # noqa: E402
 
 # Every test draws fresh ids from here, so tests never share users, goals or websites.
 _ids = itertools.count(1000)
+# Imported conversions get ids as the service gives them (from their datetime), made unique here.
+_conversion_draws = itertools.count(1)
+# The counting function on each table set's stream (the tests' own, and those of modules with
+# tables of their own): `settle()` runs them dry, as if every write had settled.
+PUMPS: list[StreamPump] = []
+
+
+def settle() -> None:
+    """Let the counting function handle every stream record written so far."""
+    for pump in PUMPS:
+        pump.drain()
+
+
+def counting_pump(table_name: str) -> StreamPump:
+    """A stream pump for a table of a test's own, counting with the layer's Counter directly
+    (what the counting function's handler does, without loading a handler per table)."""
+    from conversions_core.repository.counting import Counter
+    from conversions_core.repository.dynamo import Table
+
+    counter = Counter(Table(boto3.client("dynamodb"), table_name))
+    pump = StreamPump(TEMPLATE, table_name=table_name, embedded=True)
+    pump.invoke = lambda event: batch_response(counter.apply(event["Records"]))
+    return pump
+
+
+def batch_response(outcome: Any) -> dict[str, Any]:
+    """The counting function's answer to a batch (a partial batch response)."""
+    failures = [{"itemIdentifier": outcome.failed_sequence}] if outcome.failed_sequence else []
+    return {"batchItemFailures": failures}
+
+
 # Every API key a test made: none of them, nor its hash, may appear in the logs of the run.
 ISSUED_KEYS: list[str] = []
 # Figures the hardening tests report (cases run, faults injected, ...), printed at the end.
@@ -106,7 +139,10 @@ def dynamodb() -> Any:
 
 @pytest.fixture(scope="session")
 def repository(dynamodb: Any) -> Repository:
-    return Repository(dynamodb, os.environ["DATA_TABLE_NAME"])
+    return Repository.build(dynamodb, os.environ["DATA_TABLE_NAME"])
+
+
+PUMPS.append(StreamPump(TEMPLATE, embedded=True))
 
 
 class Tenant:
@@ -156,11 +192,19 @@ class Tenant:
         return {"Authorization": f"Bearer {self.api_key}"}
 
     def import_conversions(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Import conversions with fresh ids above the table's sequence, in the given order."""
-        last_id, _ = self.repository.sequence()
-        rows = [{"id": last_id + 1 + i, **row} for i, row in enumerate(rows)]
+        """Import conversions with ids as the service would give them at their datetimes (unique
+        within the run, growing with datetime and, for one datetime, in the given order), then
+        let the counts settle."""
+        rows = [{"id": import_id(row["datetime"]), **row} for row in rows]
         load_seed(self.repository, {"conversions": rows})
+        settle()
         return [row["id"] for row in rows]
+
+
+def import_id(when: str) -> int:
+    """An id for a conversion imported at `when`, as a create at that second could have drawn."""
+    moment = datetime.strptime(when, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    return ids.first_id_at(moment) + next(_conversion_draws)
 
 
 @pytest.fixture
@@ -269,7 +313,10 @@ class LambdaContext:
 
 
 def invoke(handler_module: Any, event: dict[str, Any]) -> Result:
-    return Result(handler_module.lambda_handler(event, LambdaContext()))
+    """Run a handler on an event; the counts then settle (the stream is drained)."""
+    result = Result(handler_module.lambda_handler(event, LambdaContext()))
+    settle()
+    return result
 
 
 # -- HTTP into the local server ---------------------------------------------------------------

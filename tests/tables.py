@@ -11,10 +11,11 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from conftest import TEMPLATE
+from conftest import PUMPS, TEMPLATE
 from conversions_core.auth import hash_api_key
 from conversions_core.models import ListRequest
 from conversions_core.repository import Repository
+from goals_conversions_local.streams import StreamPump
 
 _deserializer = TypeDeserializer()
 
@@ -25,9 +26,13 @@ def own_tables(client: Any, prefix: str) -> dict[str, str]:
     moto copies a whole table on every transaction and scans it whole, so tests that write a lot
     or compare whole tables run on tables of their own."""
     existing = set(client.list_tables()["TableNames"])
+    ttl = TEMPLATE.ttl_attributes()
     for name, arguments in TEMPLATE.tables().items():
         if prefix + name not in existing:
             client.create_table(**{**arguments, "TableName": prefix + name})
+            if name in ttl:
+                specification = {"Enabled": True, "AttributeName": ttl[name]}
+                client.update_time_to_live(TableName=prefix + name, TimeToLiveSpecification=specification)
     return {
         "DATA_TABLE_NAME": f"{prefix}DataTable",
         "RATE_LIMIT_TABLE_NAME": f"{prefix}RateLimitTable",
@@ -52,12 +57,15 @@ def local_server(environment: dict[str, str]) -> Iterator[tuple[str, dict[str, A
                 os.environ.pop(name)
             else:
                 os.environ[name] = value
+    pump = StreamPump(TEMPLATE, api.functions, environment["DATA_TABLE_NAME"], embedded=True)
+    PUMPS.append(pump)
     server = make_server(api, "127.0.0.1", 0, access_log=None)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", handlers
     finally:
         server.shutdown()
+        PUMPS.remove(pump)
 
 
 def scan(client: Any, table: str) -> list[dict[str, Any]]:
@@ -94,16 +102,16 @@ def audit(repository: Repository, client: Any, table: str, tenant: Any) -> dict[
     fields = ("goal_id", "website_id", "user_id", "visitor_id", "session_id", "event_id", "datetime")
     for item in listed:
         assert all(item.get(f) == by_id[item["id"]].get(f) for f in fields), f"conversion {item['id']} differs"
-    user = repository.find_user_by_key_hash(hash_api_key(tenant.api_key))
+    user = repository.accounts.user_by_key_hash(hash_api_key(tenant.api_key))
     assert user is not None
-    totals = {"user": repository.list_conversions(user, ListRequest(results_per_page=10)).total}
+    totals = {"user": repository.conversions.list(user, ListRequest(results_per_page=10)).total}
     assert totals["user"] == len(by_id), "the user's total is not the number of conversions stored"
     for website_id in {i["website_id"] for i in by_id.values()} | {tenant.website_id}:
-        total = repository.list_conversions(user, ListRequest(website_id=website_id)).total
+        total = repository.conversions.list(user, ListRequest(website_id=website_id)).total
         assert total == sum(1 for i in by_id.values() if i["website_id"] == website_id), f"website {website_id}"
         totals[f"website {website_id}"] = total
     for goal_id in {i["goal_id"] for i in by_id.values()} | {tenant.goal_id, tenant.second_goal_id}:
-        total = repository.list_conversions(user, ListRequest(goal_id=goal_id)).total
+        total = repository.conversions.list(user, ListRequest(goal_id=goal_id)).total
         assert total == sum(1 for i in by_id.values() if i["goal_id"] == goal_id), f"goal {goal_id}"
         totals[f"goal {goal_id}"] = total
     return totals

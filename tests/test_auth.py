@@ -6,7 +6,8 @@ import pytest
 
 from conftest import api_event, invoke
 from conversions_core.auth import Gate
-from conversions_core.repository import RateLimitCounter
+from conversions_core.repository.dynamo import Table
+from conversions_core.repository.ratelimit import RateLimitCounter
 from functions.create_conversion import app as create_app
 from functions.delete_conversion import app as delete_app
 from functions.get_conversion import app as get_app
@@ -59,8 +60,9 @@ def fixed_window(monkeypatch):
     for module in (list_app, get_app, create_app, update_app, delete_app):
         endpoint = module.endpoint.load()
         services = endpoint.services
-        counter = RateLimitCounter(services.client, services.settings.rate_limit_table_name, clock=lambda: window_start)
-        gate = Gate(services.repository, counter, services.settings.default_rate_limit_per_minute)
+        table = Table(services.client, services.settings.rate_limit_table_name)
+        counter = RateLimitCounter(table, clock=lambda: window_start)
+        gate = Gate(services.repository.accounts, counter, services.settings.default_rate_limit_per_minute)
         monkeypatch.setattr(
             endpoint, "services", type(services)(services.settings, services.repository, gate, services.client)
         )

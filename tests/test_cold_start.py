@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = sorted(p.parent for p in (ROOT / "functions").glob("*/app.py"))
+FUNCTIONS = sorted(p.parent for p in (ROOT / "functions").glob("*/endpoint.py"))
 HEAVY = ("pydantic", "boto3", "botocore", "aws_lambda_powertools", "endpoint")
 
 

@@ -1,13 +1,17 @@
-"""Concurrent writers: nothing lost, nothing doubled, every count equal to the items stored.
+"""Concurrent writers, with DynamoDB's rule for transactions applied: nothing lost, nothing
+doubled, no request cancelled by another's, every count equal to the items stored.
 
 The local server runs one handler at a time per process (like one Lambda container), so real
-concurrency comes from several `goals-conversions serve` processes sharing the test's DynamoDB
-endpoint (like several containers), and from threads calling the repository, each with its own
-client. The tables are audited afterwards (tests/tables.py).
+concurrency comes from several `goals-conversions serve` processes (like several containers),
+and from threads calling the repository, each with its own client. All of them reach the
+embedded database through a second endpoint that applies DynamoDB's conflict rule (an item
+inside a running transaction is held; another transaction touching it is cancelled), which moto
+alone does not (see goals_conversions_local.conflicts). The tables are audited afterwards.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,52 +21,58 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
 import requests
-from tables import audit
+from botocore.exceptions import ClientError
+from tables import audit, own_tables
 
-from conftest import FIGURES, TEMPLATE, Tenant
+from conftest import FIGURES, PUMPS, Tenant, counting_pump, settle
 from conversions_core.auth import hash_api_key
 from conversions_core.errors import ConflictError, InvalidRequestError, NotFoundError
 from conversions_core.repository import Repository
+from conversions_core.wiring import dynamodb_client
+from goals_conversions_local.embedded import start_embedded_dynamodb
 
-THREADS = 16
-CREATES_PER_THREAD = 13
+WRITERS, OTHER_WRITERS = 16, 4
+CREATES_PER_WRITER = 12
 SERVERS = 3
+HOLD_SECONDS = 0.02
 BIN = Path(sys.executable).parent
-# Tables of this module's own (moto copies a whole table on every transaction, so a small one
-# keeps the run short), shared by the server processes through their environment.
-PREFIX = "Concurrency"
-TABLE = f"{PREFIX}DataTable"
-ENVIRONMENT = {
-    "DATA_TABLE_NAME": TABLE,
-    "RATE_LIMIT_TABLE_NAME": f"{PREFIX}RateLimitTable",
-    "IDEMPOTENCY_TABLE_NAME": f"{PREFIX}IdempotencyTable",
-}
+ENVIRONMENT = own_tables(boto3.client("dynamodb"), "Concurrency")
+TABLE = ENVIRONMENT["DATA_TABLE_NAME"]
+
+
+@pytest.fixture(scope="module")
+def rule():
+    """An endpoint of the embedded database that applies DynamoDB's conflict rule."""
+    server, endpoint = start_embedded_dynamodb(conflict_hold_seconds=HOLD_SECONDS)
+    yield SimpleNamespace(endpoint=endpoint, conflicts=server.conflict_rule)
+    server.shutdown()
 
 
 @pytest.fixture(scope="module")
 def repository(dynamodb) -> Repository:
-    existing = set(dynamodb.list_tables()["TableNames"])
-    for name, arguments in TEMPLATE.tables().items():
-        if PREFIX + name not in existing:
-            dynamodb.create_table(**{**arguments, "TableName": PREFIX + name})
-    return Repository(dynamodb, TABLE)
+    pump = counting_pump(TABLE)
+    PUMPS.append(pump)
+    yield Repository.build(dynamodb, TABLE)
+    PUMPS.remove(pump)
 
 
 @pytest.fixture(scope="module")
-def servers(repository) -> list[str]:
-    """Several local API processes over the one DynamoDB endpoint of the test session."""
+def servers(repository, rule) -> list[str]:
+    """Several local API processes over the conflict-rule endpoint."""
+    environment = {**os.environ, **ENVIRONMENT, "AWS_ENDPOINT_URL_DYNAMODB": rule.endpoint}
     processes = [
         subprocess.Popen(
             [str(BIN / "goals-conversions"), "serve", "--port", "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
-            env={**os.environ, **ENVIRONMENT},
+            env=environment,
         )
         for _ in range(SERVERS)
     ]
@@ -95,7 +105,13 @@ def together(tasks: list[Callable[[], Any]]) -> list[Any]:
 
 
 def user_of(repository: Repository, tenant: Tenant):
-    return repository.find_user_by_key_hash(hash_api_key(tenant.api_key))
+    return repository.accounts.user_by_key_hash(hash_api_key(tenant.api_key))
+
+
+def repository_at(endpoint: str) -> Repository:
+    """A repository with a client of its own, through the conflict-rule endpoint."""
+    client = boto3.client("dynamodb", endpoint_url=endpoint, config=dynamodb_client(60).meta.config)
+    return Repository.build(client, TABLE)
 
 
 def list_all(url: str, tenant: Tenant, **query: Any) -> dict[str, Any]:
@@ -106,15 +122,56 @@ def list_all(url: str, tenant: Tenant, **query: Any) -> dict[str, Any]:
     return response.json()
 
 
-def test_sixteen_threads_creating_at_once_lose_and_double_nothing(servers, repository, dynamodb):
-    tenant = Tenant(repository)
-    references = {"visitor_id": tenant.visitor_id, "session_id": tenant.session_id, "event_id": tenant.event_id}
+def test_the_conflict_rule_refuses_what_dynamodb_refuses(rule):
+    """The double itself: a transaction on an item another transaction holds is cancelled
+    (TransactionConflict), and so is a plain write of it."""
+    client = boto3.client("dynamodb", endpoint_url=rule.endpoint)
+    key = {"pk": {"S": "HELD#1"}, "sk": {"S": "HELD"}}
+    put = {"Put": {"TableName": TABLE, "Item": {**key, "n": {"N": "1"}}}}
+    outcomes: list[str] = []
 
-    def writer(number: int) -> Callable[[], list[int]]:
+    def transaction(free: str) -> None:
+        other = {"Put": {"TableName": TABLE, "Item": {"pk": {"S": free}, "sk": {"S": "FREE"}}}}
+        try:
+            client.transact_write_items(TransactItems=[other, put])
+            outcomes.append("committed")
+        except ClientError as error:
+            reasons = [r["Code"] for r in error.response["CancellationReasons"]]
+            outcomes.append(f"cancelled {reasons}")
+
+    def plain_write() -> None:
+        try:
+            client.put_item(TableName=TABLE, Item={**key, "n": {"N": "2"}})
+            outcomes.append("written")
+        except ClientError as error:
+            outcomes.append(error.response["Error"]["Code"])
+
+    first = threading.Thread(target=transaction, args=("FREE#1",))
+    first.start()
+    while not any(rule.conflicts._held.values()):  # the first transaction holds its items
+        pass
+    transaction("FREE#2")
+    plain_write()
+    first.join()
+    assert sorted(outcomes) == sorted(
+        ["committed", "cancelled ['None', 'TransactionConflict']", "TransactionConflictException"]
+    )
+
+
+def test_writers_of_two_tenants_at_once_are_never_cancelled_and_share_no_item(servers, repository, rule):
+    """16 writers on one website and 4 on another tenant's, over three server processes: every
+    create is a 201, no request was refused by the rule, and no item was written by both
+    tenants' requests. Once the stream settles, every total is exact."""
+    busy, other = Tenant(repository), Tenant(repository)
+    logged, refused = len(rule.conflicts.log), len(rule.conflicts.refused)
+
+    def writer(tenant: Tenant, number: int) -> Callable[[], list[int]]:
+        references = {"visitor_id": tenant.visitor_id, "session_id": tenant.session_id, "event_id": tenant.event_id}
+
         def write() -> list[int]:
             session = requests.Session()
             made = []
-            for i in range(CREATES_PER_THREAD):
+            for i in range(CREATES_PER_WRITER):
                 url = f"{servers[(number + i) % len(servers)]}/api/goals-conversions"
                 goal = tenant.goal_id if i % 2 else tenant.second_goal_id
                 if i % 3 == 0:
@@ -129,29 +186,56 @@ def test_sixteen_threads_creating_at_once_lose_and_double_nothing(servers, repos
 
         return write
 
-    created = [i for made in together([writer(n) for n in range(THREADS)]) for i in made]
-    expected = THREADS * CREATES_PER_THREAD
-    assert len(created) == expected
-    assert len(set(created)) == expected, "an id was given twice"
+    tasks = [writer(busy, n) for n in range(WRITERS)] + [writer(other, n) for n in range(OTHER_WRITERS)]
+    results = together(tasks)
+    created = {busy.user_id: [i for made in results[:WRITERS] for i in made]}
+    created[other.user_id] = [i for made in results[WRITERS:] for i in made]
+    for tenant, writers in ((busy, WRITERS), (other, OTHER_WRITERS)):
+        ids = created[tenant.user_id]
+        assert len(ids) == len(set(ids)) == writers * CREATES_PER_WRITER, "an id was given twice"
+    # The server processes also count from the stream, three consumers of the same records:
+    # their transactions on count buckets may be refused, and are retried (exactly once still);
+    # no request's write was ever refused.
+    refusals = rule.conflicts.refused[refused:]
+    request_refusals = [r for r in refusals if any('"COUNT#' not in k and '"LEDGER#' not in k for _, k in r[1])]
+    assert not request_refusals, request_refusals
 
-    listed = list_all(servers[0], tenant)
-    assert listed["meta"]["total"] == expected
-    assert Counter(c["id"] for c in listed["data"]) == Counter(created), "a create is missing or listed twice"
-    # Ids grow with datetime (the ordering invariant), whichever process allocated them.
-    by_id = sorted(listed["data"], key=lambda c: c["id"])
-    assert [c["datetime"] for c in by_id] == sorted(c["datetime"] for c in by_id)
-    on_goal = THREADS * sum(1 for i in range(CREATES_PER_THREAD) if i % 2)
-    assert list_all(servers[1], tenant, goal_id=tenant.goal_id)["meta"]["total"] == on_goal
-    assert list_all(servers[2], tenant, goal_id=tenant.second_goal_id)["meta"]["total"] == expected - on_goal
-    totals = audit(repository, dynamodb, TABLE, tenant)
-    assert totals["user"] == expected
-    FIGURES.append(f"concurrency: {THREADS} threads over {len(servers)} server processes created {expected}: {totals}")
+    owner = {f"CONVERSION#{i}": user for user, ids in created.items() for i in ids}
+    owner |= {f"WEBSITE#{t.website_id}#CONVERSIONS": t.user_id for t in (busy, other)}
+    owner |= {hash_api_key(t.api_key): t.user_id for t in (busy, other)}
+    # The counting function's items (written by the servers' stream consumers) are per user too.
+    owner |= {f"{kind}#{t.user_id}": t.user_id for t in (busy, other) for kind in ("COUNT", "LEDGER")}
+    writers_of: dict[tuple[str, str], set[int]] = {}
+    for operation, keys in rule.conflicts.log[logged:]:
+        for table, key in keys:
+            if table != TABLE and not table.endswith("RateLimitTable"):
+                continue
+            partition = json.loads(key)["pk"]["S"]
+            name = partition.split("#")[0] if table.endswith("RateLimitTable") else partition
+            assert name in owner, f"{operation} wrote {table} {key}, which belongs to neither tenant"
+            writers_of.setdefault((table, key), set()).add(owner[name])
+    assert writers_of and all(len(users) == 1 for users in writers_of.values())
+
+    settle()
+    for tenant, writers in ((busy, WRITERS), (other, OTHER_WRITERS)):
+        listed = list_all(servers[0], tenant)
+        assert listed["meta"]["total"] == writers * CREATES_PER_WRITER
+        assert Counter(c["id"] for c in listed["data"]) == Counter(created[tenant.user_id])
+        by_id = sorted(listed["data"], key=lambda c: c["id"])  # ids grow with datetime
+        assert [c["datetime"] for c in by_id] == sorted(c["datetime"] for c in by_id)
+        totals = audit(repository, boto3.client("dynamodb"), TABLE, tenant)
+    FIGURES.append(
+        f"concurrency: {WRITERS} + {OTHER_WRITERS} writers of two tenants over {SERVERS} server processes, "
+        f"DynamoDB's conflict rule applied: {len(created[busy.user_id]) + len(created[other.user_id])} creates, "
+        f"all 201, none refused; items written: {len(writers_of)}, each by one tenant; counting transactions "
+        f"refused and retried: {len(refusals)}; last audit {totals}"
+    )
 
 
 def _conversions(repository: Repository, tenant: Tenant, count: int) -> list[int]:
     user = user_of(repository, tenant)
     return [
-        repository.create_conversion(user, tenant.goal_id, {"visitor_id": tenant.visitor_id}).id for _ in range(count)
+        repository.conversions.create(user, tenant.goal_id, {"visitor_id": tenant.visitor_id}).id for _ in range(count)
     ]
 
 
@@ -172,42 +256,41 @@ def attempt(action: Callable[[], Any]) -> Callable[[], str]:
     return call
 
 
-def test_the_same_conversion_updated_and_deleted_at_once_ends_consistent(repository, dynamodb):
+def test_the_same_conversion_updated_and_deleted_at_once_ends_consistent(repository, rule):
     """Threads with a client each: per conversion, 4 updates, 2 deletes and a get at once."""
     tenant = Tenant(repository)
     user = user_of(repository, tenant)
     ids = _conversions(repository, tenant, 6)
-    clients = [boto3.client("dynamodb") for _ in range(THREADS)]
     outcomes: Counter[str] = Counter()
     for round_number, conversion_id in enumerate(ids):
-        repositories = [Repository(client, TABLE) for client in clients[:7]]
+        repositories = [repository_at(rule.endpoint) for _ in range(7)]
         moves = [
             {"goal_id": tenant.second_goal_id, "session_id": tenant.session_id},
             {"goal_id": tenant.goal_id, "session_id": None},
             {"goal_id": tenant.lightweight_goal_id, "visitor_id": None, "session_id": None, "event_id": None},
             {"event_id": tenant.event_id, "session_id": tenant.session_id},
         ]
-
-        tasks = [attempt(partial(repositories[i].update_conversion, user, conversion_id, moves[i])) for i in range(4)]
-        tasks += [attempt(partial(repositories[i].delete_conversion, user, conversion_id)) for i in (4, 5)]
-        tasks.append(attempt(partial(repositories[6].get_conversion, user, conversion_id)))
+        tasks = [attempt(partial(repositories[i].conversions.update, user, conversion_id, moves[i])) for i in range(4)]
+        tasks += [attempt(partial(repositories[i].conversions.delete, user, conversion_id)) for i in (4, 5)]
+        tasks.append(attempt(partial(repositories[6].conversions.get, user, conversion_id)))
         results = together(tasks)
         outcomes.update(f"{('update', 'delete', 'get')[min(i // 4 + (i == 6), 2)]}: {r}" for i, r in enumerate(results))
         deletes = results[4:6]
         assert deletes.count("done") <= 1, "deleted twice"
         if "done" not in deletes:
             assert deletes == ["conflict", "conflict"], f"round {round_number}: {results}"
-            repository.delete_conversion(user, conversion_id)
+            repository.conversions.delete(user, conversion_id)
         with pytest.raises(NotFoundError):
-            repository.get_conversion(user, conversion_id)
+            repository.conversions.get(user, conversion_id)
         if round_number % 2:
-            assert audit(repository, dynamodb, TABLE, tenant)["user"] == len(ids) - round_number - 1
+            settle()
+            assert audit(repository, boto3.client("dynamodb"), TABLE, tenant)["user"] == len(ids) - round_number - 1
     FIGURES.append(f"concurrency: update/delete races on {len(ids)} conversions: {dict(outcomes)}")
 
 
-def test_concurrent_updates_of_one_conversion_leave_one_consistent_version(repository, dynamodb):
-    """16 threads change the same conversion at once: the version guard lets one transaction in
-    at a time; the others re-read and retry, or give up with a 409."""
+def test_concurrent_updates_of_one_conversion_leave_one_consistent_version(repository, rule):
+    """16 threads change the same conversion at once: DynamoDB lets one transaction in at a time;
+    the others are cancelled and retry from a fresh read, or give up with a 409."""
     tenant = Tenant(repository)
     user = user_of(repository, tenant)
     conversion_id = _conversions(repository, tenant, 1)[0]
@@ -220,25 +303,26 @@ def test_concurrent_updates_of_one_conversion_leave_one_consistent_version(repos
     transactions = Counter[str]()
 
     def count(http_response: Any, **_: Any) -> None:
-        transactions["committed" if http_response.status_code == 200 else "cancelled (lost a race)"] += 1
+        transactions["committed" if http_response.status_code == 200 else "cancelled"] += 1
 
     def update(number: int) -> Callable[[], Any]:
-        client = boto3.client("dynamodb")
-        client.meta.events.register("after-call.dynamodb.TransactWriteItems", count)
-        return attempt(partial(Repository(client, TABLE).update_conversion, user, conversion_id, changes[number % 4]))
+        updater = repository_at(rule.endpoint)
+        updater.conversions.table.client.meta.events.register("after-call.dynamodb.TransactWriteItems", count)
+        return attempt(partial(updater.conversions.update, user, conversion_id, changes[number % 4]))
 
-    results = Counter(together([update(n) for n in range(THREADS)]))
+    results = Counter(together([update(n) for n in range(WRITERS)]))
     assert set(results) <= {"done", "conflict"} and results["done"] >= 1, results
-    final = repository.get_conversion(user, conversion_id)
+    final = repository.conversions.get(user, conversion_id)
     assert {"goal_id": final.goal_id, "visitor_id": final.visitor_id} in changes
-    totals = audit(repository, dynamodb, TABLE, tenant)
+    settle()
+    totals = audit(repository, boto3.client("dynamodb"), TABLE, tenant)
     assert totals["user"] == 1 and totals[f"goal {final.goal_id}"] == 1
     FIGURES.append(
-        f"concurrency: {THREADS} updates of one conversion at once: {dict(results)}; transactions {dict(transactions)}"
+        f"concurrency: {WRITERS} updates of one conversion at once: {dict(results)}; transactions {dict(transactions)}"
     )
 
 
-def test_the_same_idempotency_key_sent_at_once_makes_one_conversion(servers, repository, dynamodb):
+def test_the_same_idempotency_key_sent_at_once_makes_one_conversion(servers, repository):
     tenant = Tenant(repository)
     body = {"goal_id": tenant.goal_id, "visitor_id": tenant.visitor_id}
     headers = {**tenant.auth, "Idempotency-Key": f"race-{tenant.user_id}"}
@@ -258,6 +342,7 @@ def test_the_same_idempotency_key_sent_at_once_makes_one_conversion(servers, rep
             assert response.headers["Retry-After"] == "1"
     retried = requests.post(f"{servers[0]}/api/goals-conversions", json=body, headers=headers)
     assert retried.status_code == 201 and retried.json()["data"]["id"] in ids
+    settle()
     assert list_all(servers[0], tenant)["meta"]["total"] == 1
-    assert audit(repository, dynamodb, TABLE, tenant)["user"] == 1
+    assert audit(repository, boto3.client("dynamodb"), TABLE, tenant)["user"] == 1
     FIGURES.append(f"concurrency: one Idempotency-Key from 8 threads: {dict(statuses)}, one conversion")

@@ -14,7 +14,7 @@ def test_an_unforeseen_failure_is_a_generic_500_in_the_contract_format(tenant, m
     def explode(*_args, **_kwargs):
         raise RuntimeError("table xyz exploded at internal-id-42")
 
-    monkeypatch.setattr(get_app.endpoint.load().services.repository, "get_conversion", explode)
+    monkeypatch.setattr(get_app.endpoint.load().services.repository.conversions, "get", explode)
     log = io.StringIO()
     previous = logger.registered_handler.setStream(log)
     result = invoke(get_app, api_event("get_conversion", headers=tenant.auth, conversion_id=1))

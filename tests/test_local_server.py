@@ -134,7 +134,7 @@ def test_import_loads_a_seed_into_the_configured_endpoint(tmp_path, tenant):
     )
     assert result.returncode == 0, result.stderr
     assert "1 visitors" in result.stdout
-    assert tenant.repository.get_entity("VISITOR", 880000 + tenant.user_id)["website_id"] == tenant.website_id
+    assert tenant.repository.accounts.entity("VISITOR", 880000 + tenant.user_id)["website_id"] == tenant.website_id
 
 
 def test_import_refuses_a_bad_seed_listing_every_problem(tmp_path):

@@ -8,26 +8,32 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, api_event, invoke
+from conftest import ROOT, api_event, invoke, settle
 from conversions_core.observability import logger
 from functions.create_conversion import app as create_app
 from functions.delete_conversion import app as delete_app
 from functions.list_conversions import app as list_app
 from functions.update_conversion import app as update_app
 
+STREAM_METRICS = {"StreamRecordsCounted", "StreamRecordsRepeated", "StreamBatchesFailed"}
 
-def emf_metrics(stdout: str) -> list[dict]:
-    """The CloudWatch EMF documents printed during a request."""
+
+def emf_metrics(stdout: str, stream: bool = False) -> list[dict]:
+    """The CloudWatch EMF documents printed during a request: the API's, or (stream=True) the
+    counting function's, which runs after each request in the tests (see conftest.invoke)."""
     documents = []
     for line in stdout.splitlines():
         if line.startswith("{") and '"_aws"' in line:
-            documents.append(json.loads(line))
+            document = json.loads(line)
+            names = {m["Name"] for d in document["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+            if bool(names & STREAM_METRICS) == stream:
+                documents.append(document)
     return documents
 
 
-def counted(stdout: str) -> dict[str, float]:
+def counted(stdout: str, stream: bool = False) -> dict[str, float]:
     totals: dict[str, float] = {}
-    for document in emf_metrics(stdout):
+    for document in emf_metrics(stdout, stream):
         (directive,) = document["_aws"]["CloudWatchMetrics"]
         assert directive["Namespace"] == "GoalConversions"
         for metric in directive["Metrics"]:
@@ -48,6 +54,13 @@ def test_create_update_delete_each_emit_one_business_metric_under_the_namespace(
     deleted = invoke(delete_app, api_event("delete_conversion", headers=tenant.auth, conversion_id=conversion_id))
     assert deleted.status == 204
     assert counted(capsys.readouterr().out) == {"ConversionsDeleted": 1}
+
+
+def test_the_counting_function_counts_the_records_it_applies(tenant, capsys):
+    settle()
+    capsys.readouterr()
+    invoke(create_app, api_event("create_conversion", headers=tenant.auth, form={"goal_id": tenant.goal_id}))
+    assert counted(capsys.readouterr().out, stream=True) == {"StreamRecordsCounted": 1, "StreamRecordsRepeated": 0}
 
 
 def test_an_idempotent_replay_is_not_counted_as_a_second_creation(tenant, capsys):
@@ -78,7 +91,7 @@ def test_logs_are_json_with_the_request_id_as_correlation_id_and_no_api_key(tena
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(list_app.endpoint.load().services.repository, "list_conversions", explode)
+    monkeypatch.setattr(list_app.endpoint.load().services.repository.conversions, "list", explode)
     stream = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", stream)
     event = api_event("list_conversions", headers=tenant.auth, query={})

@@ -43,7 +43,7 @@ ENVIRONMENT = own_tables(boto3.client("dynamodb"), "Fuzz")
 
 def _fuzz_tenant() -> Tenant:
     """A tenant with a few conversions, so that small ids are sometimes the caller's."""
-    tenant = Tenant(Repository(boto3.client("dynamodb"), ENVIRONMENT["DATA_TABLE_NAME"]))
+    tenant = Tenant(Repository.build(boto3.client("dynamodb"), ENVIRONMENT["DATA_TABLE_NAME"]))
     tenant.import_conversions(
         [{"goal_id": tenant.goal_id, "datetime": f"2026-01-0{day} 10:00:00"} for day in range(1, 6)]
     )
@@ -71,13 +71,25 @@ _statuses: dict[int, int] = {}
 _lock = threading.Lock()
 
 
+def written_as_float(case: Any, parameter: str | None) -> bool:
+    """JSON Schema counts 1.0 as an integer; the contract does not (an integer is written as one),
+    which the document says in words. Such a value is refused, rightly."""
+    body = case.body if isinstance(case.body, dict) else {}
+    return isinstance(body.get(parameter), float)
+
+
 def cross_field_rules_only(ctx: Any, response: Any, case: Any) -> bool | None:
     """A schema-valid request gets no 400 but for the rules listed in CROSS_FIELD_RULES."""
     if case.meta is None or not case.meta.generation.mode.is_positive or response.status_code != 400:
         return None
     errors = response.json().get("errors", [])
     allowed = set(CROSS_FIELD_RULES)
-    rejected = [e for e in errors if (e.get("source", {}).get("parameter"), e["title"]) not in allowed]
+    rejected = [
+        e
+        for e in errors
+        if (e.get("source", {}).get("parameter"), e["title"]) not in allowed
+        and not written_as_float(case, e.get("source", {}).get("parameter"))
+    ]
     assert errors and not rejected, f"schema-valid request rejected: {response.text}"
     return None
 

@@ -75,9 +75,9 @@ def test_no_api_key_or_key_hash_is_ever_logged(captured_logs, make_tenant, monke
         call(get_app, api_event("get_conversion", headers=limited.auth, conversion_id=conversion_id))
     with monkeypatch.context() as patch:
         # A failure nobody foresaw (500) and a database that stays busy (503).
-        patch.setattr(get_app.endpoint.load().services.repository, "get_conversion", _explode)
+        patch.setattr(get_app.endpoint.load().services.repository.conversions, "get", _explode)
         call(get_app, api_event("get_conversion", headers=auth, conversion_id=conversion_id))
-        patch.setattr(delete_app.endpoint.load().services.repository, "delete_conversion", _busy)
+        patch.setattr(delete_app.endpoint.load().services.repository.conversions, "delete", _busy)
         call(delete_app, api_event("delete_conversion", headers=auth, conversion_id=conversion_id))
     call(delete_app, api_event("delete_conversion", headers=auth, conversion_id=conversion_id))
     assert {200, 204, 400, 401, 404, 409, 429, 500, 503} <= set(statuses), statuses

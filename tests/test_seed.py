@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, api_event, invoke, new_id
+from conftest import ROOT, api_event, import_id, invoke, new_id
 from conversions_core.seed import SeedError, load_seed
 from functions.create_conversion import app as create_app
 from functions.list_conversions import app as list_app
@@ -29,7 +29,7 @@ def _fresh_ids(count):
 
 def test_a_seed_with_several_problems_lists_them_all_and_writes_nothing(repository):
     user, website, goal, visitor = _fresh_ids(4)
-    last_id, _ = repository.sequence()
+    first, second = import_id("2026-06-01 00:00:00"), import_id("2026-06-02 00:00:00")
     seed = {
         "users": [{"user_id": user, "api_key": f"k-{user}", "status": "active"}],
         "websites": [
@@ -39,8 +39,8 @@ def test_a_seed_with_several_problems_lists_them_all_and_writes_nothing(reposito
         "goals": [{"goal_id": goal, "website_id": website, "type": "custom", "name": "G"}],
         "visitors": [{"visitor_id": visitor, "website_id": 424242424}],
         "conversions": [
-            {"id": last_id + 1, "goal_id": goal, "visitor_id": visitor, "datetime": "2026-06-01 00:00:00"},
-            {"id": last_id + 2, "goal_id": 535353535, "datetime": "2026-06-02 00:00:00"},
+            {"id": first, "goal_id": goal, "visitor_id": visitor, "datetime": "2026-06-01 00:00:00"},
+            {"id": second, "goal_id": 535353535, "datetime": "2026-06-02 00:00:00"},
         ],
     }
     with pytest.raises(SeedError) as refused:
@@ -50,9 +50,9 @@ def test_a_seed_with_several_problems_lists_them_all_and_writes_nothing(reposito
     assert "website 424242424 does not exist" in text
     assert "goal 535353535 does not exist" in text
     assert len(refused.value.problems) >= 4
-    assert repository.get_entity("USER", user) is None
-    assert repository.get_entity("GOAL", goal) is None
-    assert repository.sequence()[0] == last_id
+    assert repository.accounts.entity("USER", user) is None
+    assert repository.accounts.entity("GOAL", goal) is None
+    assert repository.importer.existing_conversion_ids([first, second]) == set()
 
 
 @pytest.mark.parametrize(
@@ -73,41 +73,56 @@ def test_records_that_break_the_shape_are_refused(repository, bad_record, words)
 
 
 def test_conversions_whose_ids_do_not_grow_with_datetime_are_refused_by_name(tenant):
-    last_id, _ = tenant.repository.sequence()
+    later, earlier = import_id("2026-06-02 00:00:00"), import_id("2026-06-01 00:00:00")
     rows = [
-        {"id": last_id + 1, "goal_id": tenant.goal_id, "datetime": "2026-06-02 00:00:00"},
-        {"id": last_id + 2, "goal_id": tenant.goal_id, "datetime": "2026-06-01 00:00:00"},
+        {"id": earlier, "goal_id": tenant.goal_id, "datetime": "2026-06-02 00:00:00"},
+        {"id": later, "goal_id": tenant.goal_id, "datetime": "2026-06-01 00:00:00"},
     ]
     with pytest.raises(SeedError) as refused:
         load_seed(tenant.repository, {"conversions": rows})
     [problem] = refused.value.problems
-    assert f"(id {last_id + 2})" in problem and "ids must grow with datetime" in problem
+    assert f"(id {later})" in problem and "ids must grow with datetime" in problem
 
 
-def test_conversions_in_the_future_or_below_existing_ids_are_refused(tenant):
-    tenant.import_conversions([{"goal_id": tenant.goal_id, "datetime": "2026-05-01 00:00:00"}])
-    last_id, _ = tenant.repository.sequence()
+def test_imports_go_before_or_after_what_the_user_has_never_in_between(tenant):
+    [may, july] = tenant.import_conversions(
+        [{"goal_id": tenant.goal_id, "datetime": d} for d in ("2026-05-01 00:00:00", "2026-07-01 00:00:00")]
+    )
+    before = {"id": may - 1, "goal_id": tenant.goal_id, "datetime": "2026-04-01 00:00:00"}
+    after = {"id": july + 1, "goal_id": tenant.goal_id, "datetime": "2026-07-02 00:00:00"}
+    between = {"id": import_id("2026-06-01 00:00:00"), "goal_id": tenant.goal_id, "datetime": "2026-06-01 00:00:00"}
+    with pytest.raises(SeedError) as refused:
+        load_seed(tenant.repository, {"conversions": [before, between, after]})
+    [problem] = refused.value.problems
+    assert f"(id {between['id']})" in problem and "before all of them or after all of them" in problem
+    load_seed(tenant.repository, {"conversions": [before, after]})
+
+
+def test_conversions_in_the_future_taken_ids_or_ids_from_the_future_are_refused(tenant, other_tenant):
+    [taken] = other_tenant.import_conversions([{"goal_id": other_tenant.goal_id, "datetime": "2026-05-01 00:00:00"}])
     rows = [
-        {"id": last_id, "goal_id": tenant.goal_id, "datetime": "2026-06-01 00:00:00"},
-        {"id": last_id + 1, "goal_id": tenant.goal_id, "datetime": "2999-01-01 00:00:00"},
+        {"id": taken, "goal_id": tenant.goal_id, "datetime": "2026-05-01 00:00:00"},
+        {"id": import_id("2026-05-02 00:00:00"), "goal_id": tenant.goal_id, "datetime": "2999-01-01 00:00:00"},
+        {"id": 2**53 - 1, "goal_id": tenant.goal_id, "datetime": "2999-01-02 00:00:00"},
     ]
     with pytest.raises(SeedError) as refused:
         load_seed(tenant.repository, {"conversions": rows})
     text = "\n".join(refused.value.problems)
-    assert "the last id already in the table" in text and "in the future" in text
+    assert f"id {taken} is already taken" in text
+    assert "in the future" in text
+    assert "the first id the service can give now" in text
 
 
 def test_conversion_references_follow_the_create_rules(tenant):
-    last_id, _ = tenant.repository.sequence()
     rows = [
         {
-            "id": last_id + 1,
+            "id": import_id("2026-06-01 00:00:00"),
             "goal_id": tenant.lightweight_goal_id,
             "visitor_id": tenant.visitor_id,
             "datetime": "2026-06-01 00:00:00",
         },
         {
-            "id": last_id + 2,
+            "id": import_id("2026-06-01 00:00:01"),
             "goal_id": tenant.goal_id,
             "visitor_id": tenant.visitor_id,
             "session_id": tenant.other_session_id,
@@ -117,7 +132,7 @@ def test_conversion_references_follow_the_create_rules(tenant):
     with pytest.raises(SeedError) as refused:
         load_seed(tenant.repository, {"conversions": rows})
     text = "\n".join(refused.value.problems)
-    assert "tracking_mode normal" in text and "does not belong to visitor" in text
+    assert "tracking_mode normal" in text and "session_id does not belong to the given visitor_id" in text
 
 
 def test_imported_conversions_take_the_goals_website_and_user_and_later_creates_get_higher_ids(tenant):

@@ -21,7 +21,7 @@ app = new_resolver()
 
 def _create(fields: dict[str, Any]) -> dict[str, Any]:
     refs = {name: value for name, value in fields.items() if name != "goal_id"}
-    created = services.repository.create_conversion(current_user(app), fields["goal_id"], refs)
+    created = services.repository.conversions.create(current_user(app), fields["goal_id"], refs)
     count(CONVERSIONS_CREATED)  # here, not per response: an idempotent replay creates nothing
     return created.model_dump()
 

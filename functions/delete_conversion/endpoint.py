@@ -24,7 +24,7 @@ app = new_resolver()
     responses=documented(204, "Deleted; no body"),
 )
 def delete_conversion(conversion_id: ConversionIdPath):
-    services.repository.delete_conversion(current_user(app), conversion_id)
+    services.repository.conversions.delete(current_user(app), conversion_id)
     count(CONVERSIONS_DELETED)
     return no_content()
 

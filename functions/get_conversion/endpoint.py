@@ -21,7 +21,7 @@ app = new_resolver()
     responses=documented(200, "The conversion", ConversionBody),
 )
 def get_conversion(conversion_id: ConversionIdPath):
-    conversion = services.repository.get_conversion(current_user(app), conversion_id)
+    conversion = services.repository.conversions.get(current_user(app), conversion_id)
     return ok(conversion.model_dump())
 
 

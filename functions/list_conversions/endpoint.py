@@ -17,8 +17,8 @@ from conversions_core.models import (
     OrderBy,
     OrderType,
     PageNumber,
-    PositiveId,
     QueryDatetime,
+    QueryId,
     ResultsPerPage,
 )
 from conversions_core.wiring import build_services
@@ -33,8 +33,8 @@ app = new_resolver()
     responses=documented(200, "A page of conversions", ConversionListBody),
 )
 def list_conversions(
-    goal_id: Annotated[PositiveId | None, Query()] = None,
-    website_id: Annotated[PositiveId | None, Query()] = None,
+    goal_id: Annotated[QueryId | None, Query()] = None,
+    website_id: Annotated[QueryId | None, Query()] = None,
     datetime_field: Annotated[DatetimeField | None, Query()] = None,
     datetime_start: Annotated[QueryDatetime | None, Query()] = None,
     datetime_end: Annotated[QueryDatetime | None, Query()] = None,
@@ -49,7 +49,7 @@ def list_conversions(
     request = ListRequest(
         goal_id, website_id, datetime_start, datetime_end, order_type == "ASC", page, results_per_page
     )
-    result = services.repository.list_conversions(current_user(app), request)
+    result = services.repository.conversions.list(current_user(app), request)
     return list_response(app, result, page, results_per_page, services.settings.public_base_url)
 
 

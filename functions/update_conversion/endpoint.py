@@ -23,7 +23,7 @@ app = new_resolver()
     responses=documented(200, "The updated conversion", ConversionBody),
 )
 def update_conversion(conversion_id: ConversionIdPath, body: Annotated[ConversionUpdate, Body()]):
-    conversion = services.repository.update_conversion(current_user(app), conversion_id, body.changes())
+    conversion = services.repository.conversions.update(current_user(app), conversion_id, body.changes())
     count(CONVERSIONS_UPDATED)
     return ok(conversion.model_dump())
 

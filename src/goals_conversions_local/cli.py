@@ -7,9 +7,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from goals_conversions_local.template import PROJECT_ROOT, Template
+
+if TYPE_CHECKING:
+    from goals_conversions_local.runtime import Functions
+    from goals_conversions_local.streams import StreamPump
 
 DEMO_SEED = PROJECT_ROOT / "seeds" / "demo.json"
 
@@ -30,13 +34,15 @@ def load_seed_file(path: Path, client: Any = None) -> dict[str, int]:
     from conversions_core.seed import load_seed
 
     data = json.loads(Path(path).read_text())
-    return load_seed(Repository(client or _client(), _data_table()), data)
+    return load_seed(Repository.build(client or _client(), _data_table()), data)
 
 
-def prepare(seed: Path | None) -> tuple[Template, Any]:
-    """Environment from the template, DynamoDB (embedded unless configured), tables and seed."""
+def prepare(seed: Path | None) -> tuple[Template, Functions, StreamPump]:
+    """Environment from the template, DynamoDB (embedded unless configured), tables, the stream's
+    counting function, and the seed (its counts settled)."""
     from goals_conversions_local.embedded import dynamodb_endpoint, ensure_tables
-    from goals_conversions_local.runtime import apply_environment
+    from goals_conversions_local.runtime import Functions, apply_environment
+    from goals_conversions_local.streams import StreamPump
 
     template = Template()
     apply_environment(template)
@@ -45,25 +51,37 @@ def prepare(seed: Path | None) -> tuple[Template, Any]:
     server, endpoint = dynamodb_endpoint()
     client = _client()
     ensure_tables(template, client)
+    functions = Functions(template)
+    pump = StreamPump(template, functions, embedded=server is not None)
     if seed:
         counts = load_seed_file(seed, client)
+        pump.drain()
         print(
             f"Seeded {endpoint} from {seed}: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n), file=sys.stderr
         )
-    return template, server
+    return template, functions, pump
 
 
 def serve(args: argparse.Namespace) -> int:
-    from goals_conversions_local.server import LocalApi, make_server
+    from goals_conversions_local.server import LocalApi, bind
 
-    template, _ = prepare(args.seed)
-    api = LocalApi(template)
-    for spec in template.functions():
-        api.functions.handler(spec)  # import every handler now, as warm containers
-    httpd = make_server(api, args.host, args.port)
-    print(f"Listening on http://{args.host}:{httpd.server_address[1]}", flush=True)
-    print(f"API docs: http://{args.host}:{httpd.server_address[1]}/docs", file=sys.stderr, flush=True)
+    try:  # the port first: when it is taken, nothing is started or seeded
+        httpd = bind(args.host, args.port)
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        print(
+            f"goals-conversions serve: cannot listen on {args.host}:{args.port}: {reason} (set PORT or --port)",
+            file=sys.stderr,
+        )
+        return 2
     try:
+        template, functions, pump = prepare(args.seed)
+        httpd.api, httpd.access_log = LocalApi(template, functions), sys.stderr
+        for spec in template.functions():
+            functions.handler(spec)  # import every handler now, as warm containers
+        pump.start()  # counts settle within a second of a write, as the deployed stream does
+        print(f"Listening on http://{args.host}:{httpd.server_address[1]}", flush=True)
+        print(f"API docs: http://{args.host}:{httpd.server_address[1]}/docs", file=sys.stderr, flush=True)
         httpd.serve_forever()
     except KeyboardInterrupt:
         pass
@@ -73,19 +91,18 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def invoke(args: argparse.Namespace) -> int:
-    from goals_conversions_local.runtime import Functions
-
     seed = args.seed
     if seed is None and not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
         seed = DEMO_SEED  # the embedded database starts empty; the events use the demo key
-    template, _ = prepare(seed)
+    template, functions, pump = prepare(seed)
     try:
         spec = template.function(args.function)
     except KeyError as error:
         print(error.args[0], file=sys.stderr)
         return 2
     event = json.loads(Path(args.event).read_text())
-    response = Functions(template).invoke(spec, event)
+    response = functions.invoke(spec, event)
+    pump.drain()  # what the write does to the counts, as the deployed stream would
     print(json.dumps(response, indent=2))
     return 0
 
@@ -97,7 +114,8 @@ def import_seed(args: argparse.Namespace) -> int:
 
     template = Template()
     apply_environment(template)
-    if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+    local = bool(os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"))
+    if local:
         use_local_credentials()
         ensure_tables(template, _client())
     try:
@@ -106,6 +124,11 @@ def import_seed(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 1
     print("Imported " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
+    if local:  # on AWS the deployed counting function reads the stream; locally nothing else does
+        from goals_conversions_local.streams import StreamPump
+
+        records = StreamPump(template).drain()
+        print(f"Counted: {records} stream records handled")
     return 0
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import socket
 import threading
+import time
 from typing import Any
 
 import boto3
@@ -34,86 +36,163 @@ def use_local_credentials() -> None:
         os.environ.setdefault(name, value)
 
 
-class _OneRequestAtATime:
-    """WSGI wrapper that runs moto's requests one at a time.
+# moto's backends are not thread-safe; DynamoDB applies each call atomically, so running the
+# calls one after another (on every embedded server of this process) is a faithful stand-in.
+REQUEST_LOCK = threading.RLock()
 
-    moto's backends are not thread-safe (a transaction deep-copies the table while another
-    request may be writing to it); DynamoDB itself applies each write atomically, so running
-    requests one after another is a faithful stand-in under concurrent clients.
-    """
+
+class _OneRequestAtATime:
+    """WSGI wrapper that runs moto's requests one at a time."""
 
     def __init__(self, app: Any):
         self._app = app
-        self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        with self._lock:
+        with REQUEST_LOCK:
             return list(self._app(environ, start_response))
 
 
-_transaction = threading.local()
+def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    """TransactWriteItems as DynamoDB applies it: every condition checked against the table as it
+    is, then every write applied. moto instead deep-copies each table the transaction touches to
+    roll back, which costs the whole table on every call; here only the items written are kept,
+    for the rare write that fails half-way (a validation error)."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    planned, reasons, seen = [], [], set()
+    for entry in transact_items:
+        if len(entry) > 1:
+            raise TransactWriteSingleOpException
+        kind, operation = next(iter(entry.items()))
+        table = self.get_table(operation["TableName"])
+        if kind == "Put":
+            key = {name: operation["Item"][name] for name in (table.hash_key_attr, table.range_key_attr) if name}
+        else:
+            key = operation["Key"]
+        identity = (table.name, str(sorted(key.items())))
+        if identity in seen:
+            raise MultipleTransactionsException()
+        seen.add(identity)
+        current = self.get_item(table.name, key)
+        condition = operation.get("ConditionExpression")
+        names, values = operation.get("ExpressionAttributeNames"), operation.get("ExpressionAttributeValues")
+        if condition and not get_filter_expression(condition, names, values).expr(current):
+            old = None
+            if operation.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                old = current.to_json()["Attributes"]
+            reasons.append(("ConditionalCheckFailed", "The conditional request failed", old))
+        else:
+            reasons.append((None, None, None))
+        planned.append((kind, operation, table, key))
+    if any(code is not None for code, _, _ in reasons):
+        raise TransactionCanceledException(reasons)
+    streams = {table.name: len(table.stream_shard.items) for _, _, table, _ in planned if table.stream_shard}
+    undo = []
+    try:
+        for kind, operation, table, key in planned:
+            undo.append((table, key, copy.deepcopy(self.get_item(table.name, key))))
+            names, values = operation.get("ExpressionAttributeNames"), operation.get("ExpressionAttributeValues")
+            if kind == "Put":
+                self.put_item(table.name, operation["Item"])
+            elif kind == "Delete":
+                self.delete_item(table.name, key)
+            elif kind == "Update":
+                self.update_item(table.name, key, operation["UpdateExpression"], names, values)
+    except Exception:
+        for table, key, previous in reversed(undo):
+            if previous is None:
+                self.delete_item(table.name, key)
+            else:
+                self.put_item(table.name, previous.to_json()["Attributes"])
+        for table, _, _ in undo:
+            if table.stream_shard:
+                del table.stream_shard.items[streams[table.name] :]
+        raise
 
 
-class _OneBackupPerTable:
-    """Stands in for the `copy` module inside moto.dynamodb.models.
-
-    Before applying a TransactWriteItems, moto deep-copies a table once per action on it (to
-    roll back on a cancellation): 11 copies of the whole table for one create. They are taken
-    before any action is applied, so they are identical: during a transaction this hands back
-    the first copy of each table, the same rollback for a tenth of the work.
-    """
-
-    def __init__(self, original: Any, table_type: type):
-        self.original = original
-        self.table_type = table_type
-
-    def deepcopy(self, value: Any, memo: Any = None) -> Any:
-        backups = getattr(_transaction, "backups", None)
-        if backups is None or not isinstance(value, self.table_type):
-            return self.original.deepcopy(value, memo)
-        if id(value) not in backups:
-            backups[id(value)] = self.original.deepcopy(value, memo)
-        return backups[id(value)]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.original, name)
-
-
-def _backing_up_each_table_once(transact_write_items: Any) -> Any:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _transaction.backups = {}
-        try:
-            return transact_write_items(*args, **kwargs)
-        finally:
-            _transaction.backups = None
-
-    wrapper.backs_up_once = True  # type: ignore[attr-defined]
-    return wrapper
-
-
-def back_up_each_table_once() -> None:
-    """Install `_OneBackupPerTable` in moto (idempotent)."""
+def install_fast_transactions() -> None:
+    """Put `_transact_write_items` in place of moto's (idempotent)."""
     from moto.dynamodb import models
-    from moto.dynamodb.models.table import Table
 
-    backend = models.DynamoDBBackend
-    if getattr(backend.transact_write_items, "backs_up_once", False):
-        return
-    models.copy = _OneBackupPerTable(models.copy, Table)  # type: ignore[attr-defined]
-    backend.transact_write_items = _backing_up_each_table_once(backend.transact_write_items)  # type: ignore[method-assign]
+    models.DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
 
 
-def start_embedded_dynamodb(host: str = "127.0.0.1", port: int | None = None) -> tuple[Any, str]:
-    """Start moto's server in a thread of this process; returns (server, endpoint URL)."""
+def start_embedded_dynamodb(
+    host: str = "127.0.0.1", port: int | None = None, conflict_hold_seconds: float | None = None
+) -> tuple[Any, str]:
+    """Start moto's server in a thread of this process; returns (server, endpoint URL).
+
+    Every embedded server of the process serves the same tables. With `conflict_hold_seconds`,
+    this one applies DynamoDB's transaction conflicts (see conflicts.py); its `conflict_rule`
+    attribute then holds the middleware, with the log of writes.
+    """
     from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    back_up_each_table_once()
+    install_fast_transactions()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    app: Any = _OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    rule = None
+    if conflict_hold_seconds is not None:
+        from goals_conversions_local.conflicts import ConflictRule
+
+        app = rule = ConflictRule(app, conflict_hold_seconds)
     server = make_server(host, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
+    server.conflict_rule = rule
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}"
+
+
+def _moto_table(table_name: str) -> tuple[Any, Any]:
+    """(moto's DynamoDB backend, the table) behind the embedded servers of this process."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][os.environ.get("AWS_DEFAULT_REGION", "us-east-1")]
+    return backend, backend.get_table(table_name)
+
+
+def expire_items(table_name: str, now: float | None = None) -> int:
+    """What DynamoDB's TTL does and moto never does: delete the items whose TTL attribute has
+    passed, as the service does (their stream records name dynamodb.amazonaws.com). Returns how
+    many were deleted. Only for the embedded database."""
+    with REQUEST_LOCK:
+        backend, table = _moto_table(table_name)
+        if table.ttl.get("TimeToLiveStatus") != "ENABLED":
+            return 0
+        attribute, now = table.ttl["AttributeName"], time.time() if now is None else now
+        expired = [i for i in table.all_items() if attribute in i.attrs and float(i.attrs[attribute].value) < now]
+        for item in expired:
+            key = {table.hash_key_attr: item.attrs[table.hash_key_attr].to_json()}
+            if table.range_key_attr:
+                key[table.range_key_attr] = item.attrs[table.range_key_attr].to_json()
+            backend.delete_item(table_name, key)
+            if table.stream_shard and table.stream_shard.items:
+                record = table.stream_shard.items[-1].record
+                record["userIdentity"] = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
+        return len(expired)
+
+
+def trim_stream(table_name: str, through_sequence: str) -> None:
+    """Forget the embedded stream's records up to `through_sequence` (consumed): moto keeps every
+    record for ever, which grows its memory with every write. Only for the embedded database."""
+    with REQUEST_LOCK:
+        _, table = _moto_table(table_name)
+        shard = table.stream_shard
+        if shard is None:
+            return
+        count = int(through_sequence) + 1 - shard.starting_sequence_number
+        if count > 0:
+            del shard.items[:count]
+            shard.starting_sequence_number += count
 
 
 def dynamodb_endpoint() -> tuple[Any, str]:
@@ -143,3 +222,11 @@ def ensure_tables(template: Template, client: Any = None) -> list[str]:
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
             )
     return created
+
+
+def stream_end(table_name: str) -> int | None:
+    """The sequence number the embedded stream's next record will get (None: no stream)."""
+    with REQUEST_LOCK:
+        _, table = _moto_table(table_name)
+        shard = table.stream_shard
+        return None if shard is None else shard.starting_sequence_number + len(shard.items)

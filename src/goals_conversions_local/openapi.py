@@ -38,6 +38,8 @@ def build_document(template: Template | None = None, functions: Functions | None
     functions = functions or Functions(template)
     document: dict[str, Any] = {}
     for spec in template.functions():
+        if not spec.routes:
+            continue
         module = functions.module(spec)
         part = json.loads(
             module.app.get_openapi_json_schema(

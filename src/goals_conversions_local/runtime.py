@@ -60,7 +60,8 @@ class Functions:
             module_name = spec.handler.rsplit(".", 1)[0]
             path = spec.code_dir / f"{module_name}.py"
             handler_module = load_module(f"local_{spec.short_name}_{module_name}", path)
-            self._modules[spec.name] = handler_module.endpoint.load()
+            endpoint = getattr(handler_module, "endpoint", None)
+            self._modules[spec.name] = endpoint.load() if endpoint is not None else handler_module
         return self._modules[spec.name]
 
     def handler(self, spec: FunctionSpec) -> Callable[[dict[str, Any], Any], dict[str, Any]]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import socketserver
 import sys
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from goals_conversions_local.docs import DocsPages
+from goals_conversions_local.http11 import HttpError, linger, read_request, write_response
 from goals_conversions_local.openapi import build_document, render
 from goals_conversions_local.runtime import Functions
 from goals_conversions_local.template import FunctionSpec, Route, Template
@@ -145,48 +146,64 @@ def _response_headers(response: dict[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
-def make_server(api: LocalApi, host: str, port: int, access_log: Any = sys.stderr) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class LocalServer(socketserver.ThreadingTCPServer):
+    """Listening as soon as it is made (see `bind`); `api` is attached before `serve_forever`."""
 
-        def _serve(self) -> None:
-            started = time.perf_counter()
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_REQUEST_BYTES:
-                response = _error(413, "Request body too large")
-                self.close_connection = True
-            else:
-                body = self.rfile.read(length) if length else b""
-                response = api.handle(self.command, self.path, list(self.headers.items()), body)
-            payload = response.get("body") or ""
-            data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
-            self.send_response(response["statusCode"])
-            for name, value in _response_headers(response):
-                if name.lower() != "content-length":
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+    allow_reuse_address = True
+    daemon_threads = True
+    api: LocalApi
+    access_log: Any = None
+    max_body = MAX_REQUEST_BYTES
+
+
+class Handler(socketserver.StreamRequestHandler):
+    """The requests on one connection, one after the other, while the client keeps it alive."""
+
+    server: LocalServer
+    timeout = 60  # seconds of silence before a connection (or a body being read) is given up
+
+    def handle(self) -> None:
+        try:
+            while self._one_request():
+                pass
+        except OSError:  # gone, reset or timed out: there is no one to answer
+            pass
+
+    def _one_request(self) -> bool:
+        """Read and answer one request; whether the connection stays open for another."""
+        started = time.perf_counter()
+        try:
+            request = read_request(self.rfile, self.wfile, self.server.max_body)
+        except HttpError as error:  # answered in the contract's format, then the connection is closed
+            self._answer(error.method, error.target, _error(error.status, error.title), started, "", close=True)
+            linger(self.connection)
+            return False
+        if request is None:
+            return False
+        response = self.server.api.handle(request.method, request.target, request.headers, request.body)
+        self._answer(request.method, request.target, response, started, request.version, not request.keep_alive)
+        return request.keep_alive
+
+    def _answer(
+        self, method: str, target: str, response: dict[str, Any], started: float, version: str, close: bool
+    ) -> None:
+        payload = response.get("body") or ""
+        data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
+        status = response["statusCode"]
+        headers = _response_headers(response)
+        write_response(self.wfile, status, headers, data, head=method == "HEAD", close=close, version=version)
+        if self.server.access_log:
             millis = (time.perf_counter() - started) * 1000
-            if access_log:
-                print(
-                    f"{self.command} {urlsplit(self.path).path} {response['statusCode']} {millis:.1f}ms",
-                    file=access_log,
-                    flush=True,
-                )
+            line = f"{method} {urlsplit(target).path} {status} {millis:.1f}ms"
+            print(line, file=self.server.access_log, flush=True)
 
-        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
-        def __getattr__(self, name: str) -> Any:
-            # Any other method (TRACE, QUERY, ...) reaches the route table, which answers 405.
-            if name.startswith("do_"):
-                return self._serve
-            raise AttributeError(name)
+def bind(host: str, port: int) -> LocalServer:
+    """The listening socket, before anything else is prepared; OSError when the port is taken."""
+    return LocalServer((host, port), Handler)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass  # one access line per request is printed by _serve
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+def make_server(api: LocalApi, host: str, port: int, access_log: Any = sys.stderr) -> LocalServer:
+    server = bind(host, port)
+    server.api, server.access_log = api, access_log
     return server

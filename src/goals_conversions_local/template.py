@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +45,36 @@ class Route:
 
 
 @dataclass(frozen=True)
+class StreamSource:
+    """A function's DynamoDB stream event: which table, how many records a batch, which pass."""
+
+    table: str  # the table's logical id (its local name)
+    batch_size: int
+    patterns: list[dict[str, Any]]  # FilterCriteria patterns, parsed
+
+    def accepts(self, record: dict[str, Any]) -> bool:
+        return not self.patterns or any(_matches(pattern, record) for pattern in self.patterns)
+
+
+def _matches(pattern: Any, value: Any) -> bool:
+    """Lambda's event filtering, for the rules the template uses: nested objects, lists of
+    exact values, and {"prefix": ...}."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(k in value and _matches(p, value[k]) for k, p in pattern.items())
+    return any(
+        (isinstance(rule, dict) and isinstance(value, str) and value.startswith(rule["prefix"])) or rule == value
+        for rule in pattern
+    )
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     name: str  # logical id, e.g. ListConversionsFunction
     code_dir: Path
     handler: str  # module.function
     routes: list[Route]
     environment: dict[str, str] = field(default_factory=dict)
+    stream: StreamSource | None = None
 
     @property
     def short_name(self) -> str:
@@ -78,6 +103,8 @@ class Template:
             }
             if props.get("GlobalSecondaryIndexes"):
                 arguments["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+            if props.get("StreamSpecification"):
+                arguments["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
             tables[logical_id] = arguments
         return tables
 
@@ -102,6 +129,9 @@ class Template:
                 if event["Type"] == "Api"
             ]
             resolved = {name: self._resolve(value) for name, value in env.items()}
+            streams = [
+                _stream_source(e["Properties"]) for e in props.get("Events", {}).values() if e["Type"] == "DynamoDB"
+            ]
             specs.append(
                 FunctionSpec(
                     name=logical_id,
@@ -109,9 +139,13 @@ class Template:
                     handler=props["Handler"],
                     routes=routes,
                     environment={k: str(v) for k, v in resolved.items() if v is not None},
+                    stream=streams[0] if streams else None,
                 )
             )
         return specs
+
+    def stream_functions(self) -> list[FunctionSpec]:
+        return [spec for spec in self.functions() if spec.stream is not None]
 
     def function(self, name: str) -> FunctionSpec:
         """A function by logical id (ListConversionsFunction) or folder name (list_conversions)."""
@@ -122,6 +156,8 @@ class Template:
         raise KeyError(f"no function {name!r} in {self.path.name}; known: {known}")
 
     def _resolve(self, value: Any) -> Any:
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            return value["Fn::GetAtt"][0]
         """Enough of CloudFormation's intrinsics for the environment: Ref, If, Not, Equals."""
         if not isinstance(value, dict):
             return value
@@ -145,3 +181,12 @@ class Template:
             left, right = (self._resolve(v) for v in expression["Fn::Equals"])
             return left == right
         raise ValueError(f"unsupported condition: {expression}")
+
+
+def _stream_source(properties: dict[str, Any]) -> StreamSource:
+    filters = (properties.get("FilterCriteria") or {}).get("Filters", [])
+    return StreamSource(
+        table=properties["Stream"]["Fn::GetAtt"][0],
+        batch_size=int(properties.get("BatchSize", 100)),
+        patterns=[json.loads(f["Pattern"]) for f in filters],
+    )

@@ -6,7 +6,8 @@ import hashlib
 
 from conversions_core.errors import Problem, RateLimitedError, UnauthorizedError
 from conversions_core.models import User
-from conversions_core.repository import RateLimitCounter, Repository
+from conversions_core.repository.accounts import Accounts
+from conversions_core.repository.ratelimit import RateLimitCounter
 
 
 def hash_api_key(api_key: str) -> str:
@@ -29,8 +30,8 @@ def bearer_key(authorization: str | None) -> str | None:
 class Gate:
     """Authenticates a request's API key and counts it against the key's rate limit."""
 
-    def __init__(self, repository: Repository, counter: RateLimitCounter, default_limit: int):
-        self._repository = repository
+    def __init__(self, accounts: Accounts, counter: RateLimitCounter, default_limit: int):
+        self._accounts = accounts
         self._counter = counter
         self._default_limit = default_limit
 
@@ -38,7 +39,7 @@ class Gate:
         key = bearer_key(authorization)
         if key is None:
             raise UnauthorizedError()
-        user = self._repository.find_user_by_key_hash(hash_api_key(key))
+        user = self._accounts.user_by_key_hash(hash_api_key(key))
         if user is None or user.status != "active":
             raise UnauthorizedError()
         return user

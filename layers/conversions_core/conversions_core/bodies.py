@@ -9,12 +9,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
 from conversions_core.errors import ApiError, Problem, UnsupportedMediaTypeError, invalid
+from conversions_core.models import BODY_SOURCE, TEXT_SOURCE
 
 MAX_BODY_BYTES = 1_048_576
+MAX_JSON_DEPTH = 32
 SUPPORTED = ("multipart/form-data", "application/x-www-form-urlencoded", "application/json")
 
 
@@ -23,21 +26,23 @@ class PayloadTooLargeError(ApiError):
 
 
 def parse_body(content_type: str | None, body: str | None, is_base64: bool) -> dict[str, Any]:
-    """The body's fields as a dict; raises the contract's 400/413/415 for what it cannot read."""
+    """The body's fields as a dict marked with their source (text or JSON, see
+    models.RequestBody); raises the contract's 400/413/415 for what it cannot read."""
     raw = _raw_bytes(body, is_base64)
     media_type, params = _media_type(content_type)
     if not raw.strip() and media_type in ("", *SUPPORTED):
-        return {}
+        return {BODY_SOURCE: TEXT_SOURCE}
     if media_type not in SUPPORTED:
         raise UnsupportedMediaTypeError(Problem("Content-Type must be one of " + ", ".join(SUPPORTED)))
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(Problem("The body must be at most 1 MB"))
-    if media_type == "multipart/form-data":
-        return _multipart(raw, params.get("boundary"))
-    text = _text(raw)
     if media_type == "application/json":
-        return _json_object(text)
-    return _unique_fields(parse_qsl(text, keep_blank_values=True))
+        return {**_json_object(_text(raw)), BODY_SOURCE: "json"}
+    if media_type == "multipart/form-data":
+        fields = _multipart(raw, params.get("boundary"))
+    else:
+        fields = _unique_fields(parse_qsl(_text(raw), keep_blank_values=True))
+    return {**fields, BODY_SOURCE: TEXT_SOURCE}
 
 
 def _raw_bytes(body: str | None, is_base64: bool) -> bytes:
@@ -83,8 +88,23 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return fields
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _nesting_depth(text: str) -> int:
+    """How deeply the JSON text's arrays and objects nest (brackets inside strings not counted)."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _json_object(text: str) -> dict[str, Any]:
     """A JSON object; a name sent twice is refused as in forms (json.loads would keep the last)."""
+    if _nesting_depth(text) > MAX_JSON_DEPTH:
+        raise invalid(None, f"The JSON body must not nest arrays and objects more than {MAX_JSON_DEPTH} levels deep")
     try:
         value = json.loads(text, object_pairs_hook=_refuse_duplicates)
     except _DuplicateField as duplicate:

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import json
-import math
+import re
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from conversions_core.auth import Gate
 from conversions_core.bodies import parse_body
-from conversions_core.errors import ApiError, InvalidRequestError, NotFoundError, Problem
-from conversions_core.models import Page, User, rule_for
+from conversions_core.errors import ApiError, InvalidRequestError, NotFoundError, Problem, UnauthorizedError, invalid
+from conversions_core.links import PageLinks, base_url
+from conversions_core.models import Page, User, int_to_digits, rule_for
 from conversions_core.observability import logger, observe
 
 __all__ = ["handle", "logger", "new_resolver"]
 
 JSON = "application/json"
+_HEADER_NAMES = {"idempotency-key": "Idempotency-Key"}
 LIST_PARAMETERS = (
     "goal_id",
     "website_id",
@@ -60,7 +61,10 @@ def validation_error(error: RequestValidationError) -> ApiError:
         if name is None:
             problems.setdefault("", Problem("The body must be an object of fields"))
         else:
-            problems.setdefault(name, Problem(rule_for(location, name, detail["type"]), name))
+            if location == "header":  # Powertools reports header names lower-cased
+                name = _HEADER_NAMES.get(name.lower(), name)
+            title = rule_for(location, name, detail["type"], detail.get("input"))
+            problems.setdefault(name, Problem(title, name))
     return InvalidRequestError(*problems.values())
 
 
@@ -109,8 +113,14 @@ def _handle(app: APIGatewayRestResolver, event: dict[str, Any], context: Any, ga
     rate_headers: dict[str, str] = {}
     try:
         headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+        sent_twice = _headers_sent_more_than_once(event)
+        if "authorization" in sent_twice:
+            raise UnauthorizedError()
         user = gate.authenticate(headers.get("authorization"))
         rate_headers = gate.count_request(user)
+        for name in ("Content-Type", "Idempotency-Key"):
+            if name.lower() in sent_twice:
+                raise invalid(name, f"{name} was sent more than once")
         if event.get("httpMethod") == "POST":
             _normalise_body(event, headers.get("content-type"))
         app.append_context(user=user)
@@ -123,6 +133,17 @@ def _handle(app: APIGatewayRestResolver, event: dict[str, Any], context: Any, ga
     finally:
         app.clear_context()
     return _with_headers(response, rate_headers)
+
+
+def _headers_sent_more_than_once(event: dict[str, Any]) -> set[str]:
+    """Lower-cased names of the headers that came more than once (in one spelling or several)."""
+    counts: dict[str, int] = {}
+    for name, values in (event.get("multiValueHeaders") or {}).items():
+        counts[name.lower()] = counts.get(name.lower(), 0) + len(values or [])
+    single: dict[str, int] = {}
+    for name in event.get("headers") or {}:
+        single[name.lower()] = single.get(name.lower(), 0) + 1
+    return {name for name in counts.keys() | single.keys() if max(counts.get(name, 0), single.get(name, 0)) > 1}
 
 
 def _normalise_body(event: dict[str, Any], content_type: str | None) -> None:
@@ -173,38 +194,36 @@ def no_content() -> Response:
     return Response(204, None, "")
 
 
-def list_response(
-    app: APIGatewayRestResolver, page: Page, number: int, per_page: int, base_url: str | None
-) -> Response:
+def list_response(app: APIGatewayRestResolver, page: Page, number: int, per_page: int, base: str | None) -> Response:
     """The list endpoint's body: data, meta and links that page through the same query."""
-    total_pages = math.ceil(page.total / per_page) if page.total else 0
     query = app.current_event.query_string_parameters or {}
     kept = {name: query[name] for name in LIST_PARAMETERS if name in query}
-    url = _endpoint_url(app, base_url)
-
-    def link(target: int | None) -> str | None:
-        return None if target is None else f"{url}?{urlencode({**kept, 'page': target}, quote_via=quote)}"
-
-    links = {
-        "first": link(1),
-        "last": link(total_pages or None),
-        "next": link(number + 1 if number < total_pages else None),
-        "prev": link(number - 1 if number > 1 else None),
-        "self": link(number),
-    }
-    meta = {"page": number, "results_per_page": per_page, "total": page.total, "total_pages": total_pages}
-    return json_response(200, {"data": [c.model_dump() for c in page.conversions], "meta": meta, "links": links})
+    links = PageLinks(_endpoint_url(app, base), kept, number, per_page, page.total)
+    meta = {"page": number, "results_per_page": per_page, "total": page.total, "total_pages": links.total_pages}
+    body = {"data": [c.model_dump() for c in page.conversions], "meta": meta, "links": links.as_dict()}
+    return Response(200, JSON, _dumps_with_any_page(body, number))
 
 
-def _endpoint_url(app: APIGatewayRestResolver, base_url: str | None) -> str:
+def _dumps_with_any_page(body: dict[str, Any], number: int) -> str:
+    """JSON of a list body whose meta.page may be too long for json.dumps (over 4,300 digits)."""
+    digits = int_to_digits(number)
+    if len(digits) < 4000:
+        return json.dumps(body, separators=(",", ":"))
+    placeholder = "\x00page\x00"
+    text = json.dumps({**body, "meta": {**body["meta"], "page": placeholder}}, separators=(",", ":"))
+    return text.replace(json.dumps(placeholder), digits, 1)
+
+
+def _endpoint_url(app: APIGatewayRestResolver, public_base_url: str | None) -> str:
     event = app.current_event
-    path = "/api/goals-conversions"
-    if base_url:
-        return base_url.rstrip("/") + path
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
-    scheme = headers.get("x-forwarded-proto", "https").split(",")[0].strip()
-    host = headers.get("host") or event.request_context.domain_name or "localhost"
     called = ((event.raw_event.get("requestContext") or {}).get("path") or event.path).rstrip("/")
     own = event.path.rstrip("/")
     prefix = called[: len(called) - len(own)] if own and called.endswith(own) else ""
-    return f"{scheme}://{host}{prefix}{path}"
+    if not _STAGE_PREFIX.fullmatch(prefix):
+        prefix = ""
+    scheme, host = headers.get("x-forwarded-proto"), headers.get("host")
+    return base_url(public_base_url, scheme, host, event.request_context.domain_name, prefix) + "/api/goals-conversions"
+
+
+_STAGE_PREFIX = re.compile(r"(?:/[A-Za-z0-9_-]+)?")

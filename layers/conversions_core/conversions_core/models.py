@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import re
+import typing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+    model_validator,
+)
 
-MAX_ID = 2**63 - 1
+# Ids are below 2^53 so that every JSON parser reads them exactly.
+MAX_ID = 2**53 - 1
 RESULTS_PER_PAGE = (10, 25, 50, 100, 250, 500, 1000)
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 GOAL_ATTRIBUTES = ("website_id", "type", "name", "path", "key", "is_enabled")
 REFERENCE_FIELDS = ("visitor_id", "session_id", "event_id")
 
+IDEMPOTENCY_KEY_RULE = "Idempotency-Key must be 1 to 255 visible ASCII characters"
 _DATETIME_RULE = "a UTC datetime as YYYY-MM-DD HH:MM:SS or YYYY-MM-DDTHH:MM[:SS]"
 PARAMETER_RULES = {
     "conversion_id": "conversion_id must be a positive integer",
@@ -28,7 +41,8 @@ PARAMETER_RULES = {
     "datetime_end": f"datetime_end must be {_DATETIME_RULE}",
     "order_by": "order_by must be one of conversion_id, datetime",
     "order_type": "order_type must be ASC or DESC",
-    "page": "page must be an integer of 1 or more",
+    "page": "page must be a whole number of 1 or more, in digits",
+    "Idempotency-Key": IDEMPOTENCY_KEY_RULE,
     "results_per_page": "results_per_page must be one of " + ", ".join(map(str, RESULTS_PER_PAGE)),
 }
 
@@ -37,13 +51,96 @@ def goal_attribute_rule(name: str) -> str:
     return f"{name} is an attribute of the goal, not of the conversion: change it on the goal"
 
 
-def rule_for(location: str, name: str, error_type: str) -> str:
+def rule_for(location: str, name: str, error_type: str, value: Any = None) -> str:
     """The title of a 400 for parameter `name` found in `location` ('query', 'body', 'path')."""
     if location == "body" and name in GOAL_ATTRIBUTES:
         return goal_attribute_rule(name)
     if error_type == "missing":
         return f"{name} is required"
+    if location == "query" and isinstance(value, list):
+        return f"{name} was sent more than once"
     return PARAMETER_RULES.get(name, f"{name} is not valid")
+
+
+# -- integers: one rule for every integer the API reads ---------------------------------------
+# In text (path, query, form and multipart fields) an integer is its ASCII digits and nothing
+# else; in JSON it is an integer number (not a boolean, a float or a string). Python's int()
+# and pydantic's lax mode would also take "1_0", "+1", " 1", "1.0", true and other scripts'
+# digits, and act on a record the client did not name.
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_LONGEST_ID_DIGITS = len(str(MAX_ID))
+# The JSON member that says where a normalised body came from (see conversions_core.bodies).
+BODY_SOURCE = "\x00source"
+TEXT_SOURCE = "text"
+
+
+def digits_to_int(text: str) -> int:
+    """The value of a string of ASCII digits, however long (int() refuses over 4,300 digits)."""
+    value = 0
+    for start in range(0, len(text), 4000):
+        chunk = text[start : start + 4000]
+        value = value * 10 ** len(chunk) + int(chunk)
+    return value
+
+
+def int_to_digits(value: int) -> str:
+    """The digits of a non-negative integer, however large (str() refuses over 4,300 digits)."""
+    if value < 10**4000:
+        return int.__repr__(value)
+    high, low = divmod(value, 10**4000)
+    return int_to_digits(high) + int.__repr__(low).zfill(4000)
+
+
+class LongInt(int):
+    """An int that prints however many digits it has (a page number is any number a client sends)."""
+
+    def __repr__(self) -> str:
+        return int_to_digits(self)
+
+    __str__ = __repr__
+
+
+def _id_from_text(value: Any) -> Any:
+    """ASCII digits become the integer they spell; anything else is left for the strict integer
+    check to refuse. Digits beyond any id's length are read as a number above every id."""
+    if isinstance(value, str) and _ASCII_DIGITS.fullmatch(value):
+        digits = value.lstrip("0") or "0"
+        return int(digits) if len(digits) <= _LONGEST_ID_DIGITS else MAX_ID + 1
+    return value
+
+
+def _page_from_text(value: Any) -> Any:
+    if isinstance(value, str) and _ASCII_DIGITS.fullmatch(value):
+        return digits_to_int(value)
+    return value
+
+
+def _is_integer_field(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    return any(_is_integer_field(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+
+
+class RequestBody(BaseModel):
+    """A request body. Bodies arrive as one JSON object whatever the client sent, marked with
+    their source: form and multipart fields are text, so their integers are read as digits here
+    and an empty field means null; a JSON body's values are taken as they are."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_text_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = {name: value for name, value in data.items() if name != BODY_SOURCE}
+        if data.get(BODY_SOURCE) != TEXT_SOURCE:
+            return fields
+        for name, field in cls.model_fields.items():
+            value = fields.get(name)
+            if isinstance(value, str) and _is_integer_field(field.annotation):
+                fields[name] = None if value == "" else _id_from_text(value)
+        return fields
 
 
 def _one_of_results_per_page(value: int) -> int:
@@ -62,19 +159,31 @@ def parse_datetime(value: str) -> datetime:
     raise ValueError("not a datetime")
 
 
-def _blank_to_none(value: Any) -> Any:
-    return None if value == "" else value
-
-
 def _refuse_goal_attribute(value: Any) -> Any:
     raise ValueError("goal attribute")
 
 
-PositiveId = Annotated[int, Field(gt=0, le=MAX_ID)]
+_ID_SCHEMA = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_ID,
+    "description": "ASCII digits only in a path, query or form field; an integer number (not a string) in JSON",
+}
+PositiveId = Annotated[int, Strict(), Field(gt=0, le=MAX_ID), WithJsonSchema(_ID_SCHEMA)]
+# Query parameters are text: digits only.
+QueryId = Annotated[PositiveId, BeforeValidator(_id_from_text)]
 ResultsPerPage = Annotated[
     int, AfterValidator(_one_of_results_per_page), Field(json_schema_extra={"enum": list(RESULTS_PER_PAGE)})
 ]
-PageNumber = Annotated[int, Field(ge=1, le=10**9)]
+# Any page number is valid: one past the last is an empty page, however large (see list_response).
+PageNumber = Annotated[
+    int,
+    BeforeValidator(_page_from_text),
+    Strict(),
+    Field(ge=1),
+    AfterValidator(LongInt),
+    WithJsonSchema({"type": "integer", "minimum": 1}),
+]
 # The documented pattern is a subset of what parses (real calendar days, leap days left out), so
 # that every datetime the OpenAPI document allows is accepted; the validator has the final word.
 _DOCUMENTED_DATETIME = (
@@ -89,8 +198,8 @@ QueryDatetime = Annotated[
 OrderBy = Literal["conversion_id", "datetime"]
 OrderType = Literal["ASC", "DESC"]
 DatetimeField = Literal["datetime"]
-ClearableId = Annotated[PositiveId | None, BeforeValidator(_blank_to_none)]
-ConversionIdPath = Annotated[int, Path(gt=0, le=MAX_ID, description="The conversion's id")]
+ClearableId = PositiveId | None
+ConversionIdPath = Annotated[PositiveId, BeforeValidator(_id_from_text), Path(description="The conversion's id")]
 # Documented as accepting no value at all, since any value is refused with a 400.
 GoalAttribute = Annotated[
     Any,
@@ -99,10 +208,8 @@ GoalAttribute = Annotated[
 ]
 
 
-class ConversionCreate(BaseModel):
+class ConversionCreate(RequestBody):
     """Body of POST /api/goals-conversions (multipart, urlencoded or JSON)."""
-
-    model_config = ConfigDict(extra="ignore")
 
     goal_id: PositiveId
     visitor_id: ClearableId = None
@@ -110,10 +217,8 @@ class ConversionCreate(BaseModel):
     event_id: ClearableId = None
 
 
-class ConversionUpdate(BaseModel):
+class ConversionUpdate(RequestBody):
     """Body of POST /api/goals-conversions/{conversion_id}: only the fields sent are changed."""
-
-    model_config = ConfigDict(extra="ignore")
 
     # None reaches the repository, which says why a goal cannot be cleared; documented as not nullable.
     goal_id: Annotated[

@@ -27,6 +27,9 @@ CONVERSIONS_DELETED = "ConversionsDeleted"
 VALIDATION_ERRORS = "ValidationErrors"
 RATE_LIMITED_REQUESTS = "RateLimitedRequests"
 SERVER_ERRORS = "ServerErrors"
+STREAM_RECORDS_COUNTED = "StreamRecordsCounted"
+STREAM_RECORDS_REPEATED = "StreamRecordsRepeated"
+STREAM_BATCHES_FAILED = "StreamBatchesFailed"
 
 # Responses counted from their status alone, wherever in the request they were decided.
 _STATUS_METRICS = {400: VALIDATION_ERRORS, 429: RATE_LIMITED_REQUESTS, 500: SERVER_ERRORS, 503: SERVER_ERRORS}
@@ -75,3 +78,13 @@ def observe(route: str) -> Iterator[dict[str, Any]]:
         if metrics.metric_set:
             metrics.flush_metrics()  # one EMF line on stdout, unless POWERTOOLS_METRICS_DISABLED
             metrics.clear_metrics()
+
+
+def count_records(applied: int, repeated: int, failed: bool) -> None:
+    """The counting function's batch: records applied, records seen again (already applied)."""
+    metrics.add_metric(name=STREAM_RECORDS_COUNTED, unit=MetricUnit.Count, value=applied)
+    metrics.add_metric(name=STREAM_RECORDS_REPEATED, unit=MetricUnit.Count, value=repeated)
+    if failed:
+        metrics.add_metric(name=STREAM_BATCHES_FAILED, unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
+    metrics.clear_metrics()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
 from conversions_core.auth import hash_api_key
 from conversions_core.models import DATETIME_FORMAT, Conversion, PositiveId
-from conversions_core.repository import Repository
+from conversions_core.repository import Repository, ids
+from conversions_core.rules import REFERENCE_KINDS, reference_violations
 
 
 class SeedError(Exception):
@@ -28,7 +29,7 @@ class SeedUser(_Record):
     user_id: PositiveId
     api_key: str = Field(min_length=1, max_length=512)
     status: Literal["active", "disabled"] = "active"
-    rate_limit_per_minute: int | None = Field(default=None, ge=0)
+    rate_limit_per_minute: Annotated[int, Strict(), Field(ge=0)] | None = None
 
 
 class SeedWebsite(_Record):
@@ -125,7 +126,7 @@ class _Checker:
         if entity_id is None:
             return None
         if entity_id not in self.known[kind]:
-            found = self.repository.get_entity(kind, entity_id)
+            found = self.repository.accounts.entity(kind, entity_id, consistent=True)
             self.known[kind][entity_id] = found  # type: ignore[assignment]
         return self.known[kind][entity_id]
 
@@ -159,7 +160,9 @@ class _Checker:
             self.problems.append(f"{where}: {kind.lower()} {parent_id} does not exist on website {website_id}")
 
     def _check_conversions(self) -> list[Conversion]:
-        last_id, _ = self.repository.sequence()
+        ceiling = ids.first_id_at(self.now)
+        taken = self.repository.importer.existing_conversion_ids([row.id for row in self.seed.conversions])
+        seen: set[int] = set()
         checked = []
         for index, row in enumerate(self.seed.conversions):
             where = f"conversions[{index}] (id {row.id})"
@@ -168,8 +171,11 @@ class _Checker:
                 checked.append((where, conversion))
             if row.datetime > self.now.strftime(DATETIME_FORMAT):
                 self.problems.append(f"{where}: datetime {row.datetime} is in the future")
-            if row.id <= last_id:
-                self.problems.append(f"{where}: id must be above {last_id}, the last id already in the table")
+            if row.id in taken or row.id in seen:
+                self.problems.append(f"{where}: id {row.id} is already taken")
+            elif row.id >= ceiling:
+                self.problems.append(f"{where}: id must be below {ceiling}, the first id the service can give now")
+            seen.add(row.id)
         by_user: dict[int, list[tuple[str, Conversion]]] = {}
         for where, conversion in checked:
             by_user.setdefault(conversion.user_id, []).append((where, conversion))
@@ -178,16 +184,27 @@ class _Checker:
         return [conversion for _, conversion in checked]
 
     def _check_order(self, user_id: int, rows: list[tuple[str, Conversion]]) -> None:
-        """Every list is one user's: within a user, ids must grow with datetime."""
-        floor = self.repository.latest_conversion_datetime(user_id) or ""
-        before = f"user {user_id}'s latest conversion already in the table ({floor})"
-        for where, conversion in sorted(rows, key=lambda pair: pair[1].id):
-            if conversion.datetime < floor:
+        """Every list is one user's: within a user, ids must grow with datetime, among the rows
+        and against what is stored. Rows go before all the user's stored conversions or after them."""
+        ordered = sorted(rows, key=lambda pair: pair[1].id)
+        for (_, before), (where, after) in zip(ordered, ordered[1:], strict=False):
+            if after.datetime < before.datetime:
                 self.problems.append(
-                    f"{where}: datetime {conversion.datetime} is earlier than {before}; ids must grow with datetime"
+                    f"{where}: datetime {after.datetime} is earlier than id {before.id} ({before.datetime}); "
+                    "ids must grow with datetime"
                 )
-            else:
-                floor, before = conversion.datetime, f"id {conversion.id} ({conversion.datetime})"
+        oldest, newest = self.repository.importer.edge_conversions(user_id)
+        if oldest is None or newest is None:
+            return
+        for where, row in ordered:
+            after_newest = row.id > newest.id and row.datetime >= newest.datetime
+            before_oldest = row.id < oldest.id and row.datetime <= oldest.datetime
+            if not (after_newest or before_oldest):
+                self.problems.append(
+                    f"{where}: user {user_id} has conversions from id {oldest.id} ({oldest.datetime}) to id "
+                    f"{newest.id} ({newest.datetime}); an imported conversion must come before all of them "
+                    "or after all of them, in both id and datetime"
+                )
 
     def _conversion(self, where: str, row: SeedConversion) -> Conversion | None:
         goal = self.lookup("GOAL", row.goal_id)
@@ -196,17 +213,9 @@ class _Checker:
             self.problems.append(f"{where}: goal {row.goal_id} does not exist")
             return None
         refs = {"visitor_id": row.visitor_id, "session_id": row.session_id, "event_id": row.event_id}
-        if any(refs.values()) and website["tracking_mode"] != "normal":
-            self.problems.append(f"{where}: visitor, session and event ids need a website with tracking_mode normal")
-        for name, kind in (("visitor_id", "VISITOR"), ("session_id", "SESSION"), ("event_id", "EVENT")):
-            found = self.lookup(kind, refs[name])
-            if refs[name] is not None and (found is None or found["website_id"] != website["website_id"]):
-                self.problems.append(f"{where}: {name} {refs[name]} does not exist on website {website['website_id']}")
-        session, event = self.lookup("SESSION", row.session_id), self.lookup("EVENT", row.event_id)
-        if session and row.visitor_id and session.get("visitor_id") != row.visitor_id:
-            self.problems.append(f"{where}: session {row.session_id} does not belong to visitor {row.visitor_id}")
-        if event and row.session_id and event.get("session_id") != row.session_id:
-            self.problems.append(f"{where}: event {row.event_id} does not belong to session {row.session_id}")
+        found = {name: self.lookup(REFERENCE_KINDS[name], value) for name, value in refs.items()}
+        for violation in reference_violations(website, refs, found):
+            self.problems.append(f"{where}: {violation.title}")
         return Conversion(website_id=goal["website_id"], user_id=website["user_id"], **row.model_dump())
 
 
@@ -230,7 +239,7 @@ def load_seed(repository: Repository, data: Any, now: datetime | None = None) ->
         for record in getattr(seed, section)
     ]
     entities = [(kind, _with_owner(kind, fields, checker)) for kind, fields in entities]
-    repository.import_records(users, entities, conversions)
+    repository.importer.write(users, entities, conversions)
     return {section: len(getattr(seed, section)) for section in Seed.model_fields}
 
 

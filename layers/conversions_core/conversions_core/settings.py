@@ -14,6 +14,7 @@ class Settings:
     default_rate_limit_per_minute: int
     public_base_url: str | None
     dynamodb_timeout_seconds: float = 3
+    retention_days: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -24,4 +25,5 @@ class Settings:
             default_rate_limit_per_minute=int(os.environ.get("DEFAULT_RATE_LIMIT_PER_MINUTE", "60")),
             public_base_url=os.environ.get("PUBLIC_BASE_URL") or None,
             dynamodb_timeout_seconds=float(os.environ.get("DYNAMODB_TIMEOUT_SECONDS", "3")),
+            retention_days=int(os.environ.get("RETENTION_DAYS", "0")),
         )

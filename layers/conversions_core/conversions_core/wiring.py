@@ -9,7 +9,9 @@ import boto3
 from botocore.config import Config
 
 from conversions_core.auth import Gate
-from conversions_core.repository import RateLimitCounter, Repository
+from conversions_core.repository import Repository
+from conversions_core.repository.dynamo import Table
+from conversions_core.repository.ratelimit import RateLimitCounter
 from conversions_core.settings import Settings
 
 
@@ -35,7 +37,7 @@ class Services:
 def build_services(settings: Settings | None = None, client: Any = None) -> Services:
     settings = settings or Settings.from_env()
     client = client or dynamodb_client(settings.dynamodb_timeout_seconds)
-    repository = Repository(client, settings.data_table_name)
-    counter = RateLimitCounter(client, settings.rate_limit_table_name)
-    gate = Gate(repository, counter, settings.default_rate_limit_per_minute)
+    repository = Repository.build(client, settings.data_table_name, retention_days=settings.retention_days)
+    counter = RateLimitCounter(Table(client, settings.rate_limit_table_name))
+    gate = Gate(repository.accounts, counter, settings.default_rate_limit_per_minute)
     return Services(settings, repository, gate, client)

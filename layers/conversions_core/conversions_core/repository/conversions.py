@@ -1,0 +1,195 @@
+"""Conversions: get, create, update, delete and list a user's conversions.
+
+A request writes only the conversion's own two items (the item by id and the listed item), in
+one transaction: no item another request writes, so no request can cancel another's. Counts
+are kept off the request path, from the table's stream (see counting.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from conversions_core.errors import ConflictError, Problem, invalid, invalid_many, not_found, not_found_many
+from conversions_core.models import DATETIME_FORMAT, REFERENCE_FIELDS, Conversion, ListRequest, Page, User
+from conversions_core.repository import ids
+from conversions_core.repository.accounts import Accounts
+from conversions_core.repository.dynamo import Cancelled, Table, retry_on_conflict, to_dynamo
+from conversions_core.repository.keys import (
+    Scope,
+    conversion_from_item,
+    conversion_item,
+    conversion_key,
+    listed_item,
+    listed_key,
+)
+from conversions_core.repository.listing import Listing
+from conversions_core.rules import NOT_FOUND, Violation, reference_violations
+
+_ID_DRAWS = 5
+
+
+class Conversions:
+    def __init__(
+        self,
+        table: Table,
+        accounts: Accounts,
+        clock: Callable[[], datetime] | None = None,
+        retention_days: int = 0,
+    ):
+        self.table = table
+        self.accounts = accounts
+        self.listing = Listing(table)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._retention = timedelta(days=retention_days) if retention_days else None
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _item(self, user: User, conversion_id: int) -> dict[str, Any]:
+        item = self.table.get(conversion_key(conversion_id), consistent=True)
+        if item is None or item["user_id"] != user.user_id:
+            raise not_found("Conversion")
+        return item
+
+    def get(self, user: User, conversion_id: int) -> Conversion:
+        """One of the user's conversions (read after any write of it); NotFoundError otherwise."""
+        return conversion_from_item(self._item(user, conversion_id))
+
+    def list(self, user: User, request: ListRequest) -> Page:
+        """A page of the user's conversions matching the filters, and how many match."""
+        scope = self._scope(user, request)
+        if scope is None:
+            return Page([], 0)
+        skip, wanted = (request.page - 1) * request.results_per_page, request.results_per_page
+        low, high = (_naive_utc(moment) for moment in (request.start, request.end))
+        items, total = self.listing.page(user.user_id, scope, low, high, request.ascending, skip, wanted)
+        return Page([conversion_from_item(i) for i in items], total)
+
+    def _scope(self, user: User, request: ListRequest) -> Scope | None:
+        if request.goal_id is not None:
+            goal = self.accounts.owned(user, "GOAL", request.goal_id)
+            if goal is None or request.website_id not in (None, goal["website_id"]):
+                return None
+            return Scope("GOAL", request.goal_id)
+        if request.website_id is not None:
+            if self.accounts.owned(user, "WEBSITE", request.website_id) is None:
+                return None
+            return Scope("WEBSITE", request.website_id)
+        return Scope("USER", user.user_id)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def create(self, user: User, goal_id: int, refs: dict[str, int | None]) -> Conversion:
+        """Record a conversion of one of the user's goals: two items in one transaction."""
+        goal, website, found = self.accounts.goal_with_references(user, goal_id, refs)
+        _refuse(reference_violations(website, refs, found))
+        for _ in range(_ID_DRAWS):
+            now = self._clock()
+            conversion = Conversion(
+                id=ids.new_id(now),
+                goal_id=goal_id,
+                website_id=goal["website_id"],
+                user_id=user.user_id,
+                datetime=now.strftime(DATETIME_FORMAT),
+                **{name: refs.get(name) for name in REFERENCE_FIELDS},
+            )
+            operations = [self._put_item(conversion, 1, None), _put(listed_item(conversion))]
+            try:
+                retry_on_conflict(partial(self.table.transact, operations))
+                return conversion
+            except Cancelled as cancelled:
+                if cancelled.reasons[:1] != ["ConditionalCheckFailed"]:
+                    raise _busy() from None
+                # Another conversion drew the same id in the same millisecond: draw again.
+        raise _busy()
+
+    def update(self, user: User, conversion_id: int, changes: dict[str, int | None]) -> Conversion:
+        """Apply the sent fields (None clears a reference); a new goal moves the website too."""
+        if "goal_id" in changes and changes["goal_id"] is None:
+            raise invalid("goal_id", "goal_id cannot be cleared: a conversion always has a goal")
+
+        def attempt() -> Conversion:
+            item = self._item(user, conversion_id)
+            current = conversion_from_item(item)
+            refs = {name: changes.get(name, getattr(current, name)) for name in REFERENCE_FIELDS}
+            goal_id = changes.get("goal_id") or current.goal_id
+            goal, website, found = self.accounts.goal_with_references(user, goal_id, refs)
+            _refuse(reference_violations(website, refs, found))
+            updated = current.model_copy(update={"goal_id": goal["goal_id"], "website_id": goal["website_id"], **refs})
+            if updated != current:
+                operations = [self._put_item(updated, item["version"] + 1, item["version"]), _put(listed_item(updated))]
+                if listed_key(current) != listed_key(updated):
+                    operations.append({"Delete": {"Key": to_dynamo(listed_key(current))}})
+                self.table.transact(operations)
+            return updated
+
+        return _changing(attempt)
+
+    def delete(self, user: User, conversion_id: int) -> None:
+        """Delete both of the conversion's items in one transaction."""
+
+        def attempt() -> None:
+            item = self._item(user, conversion_id)
+            version = {
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": to_dynamo({":v": item["version"]}),
+            }
+            self.table.transact(
+                [
+                    {"Delete": {"Key": to_dynamo(conversion_key(conversion_id)), **version}},
+                    {"Delete": {"Key": to_dynamo(listed_key(conversion_from_item(item)))}},
+                ]
+            )
+
+        _changing(attempt)
+
+    def _put_item(self, conversion: Conversion, version: int, expected: int | None) -> dict[str, Any]:
+        """Put of the item by id, guarded: a new id must be free, a changed item unchanged since read."""
+        expires_at = None
+        if self._retention is not None:
+            created = datetime.strptime(conversion.datetime, DATETIME_FORMAT).replace(tzinfo=UTC)
+            expires_at = int((created + self._retention).timestamp())
+        put = _put(conversion_item(conversion, version, expires_at))
+        if expected is None:
+            put["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["Put"]["ConditionExpression"] = "version = :v"
+            put["Put"]["ExpressionAttributeValues"] = to_dynamo({":v": expected})
+        return put
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment else None
+
+
+def _put(item: dict[str, Any]) -> dict[str, Any]:
+    return {"Put": {"Item": to_dynamo(item)}}
+
+
+def _changing(attempt: Callable[[], Any]) -> Any:
+    """Run a read-then-write of one conversion, again from the read when another request changed
+    the conversion in between (its version moved, or a transaction held it)."""
+    for _ in range(3):
+        try:
+            return retry_on_conflict(attempt)
+        except Cancelled as cancelled:
+            if "ConditionalCheckFailed" not in cancelled.reasons:
+                break
+    raise ConflictError(Problem("The conversion is being changed by another request; retry"))
+
+
+def _busy() -> ConflictError:
+    return ConflictError(Problem("The conversion could not be recorded because of a concurrent change; retry"))
+
+
+def _refuse(violations: list[Violation]) -> None:
+    """Raise the contract's error for the first kind of violation: tracking mode and unrelated
+    references are a 400, references that do not exist a 404."""
+    if not violations:
+        return
+    problems = [(v.field, v.title) for v in violations]
+    if violations[0].rule == NOT_FOUND:
+        raise not_found_many(problems)
+    raise invalid_many(problems)

@@ -1,0 +1,66 @@
+"""Bulk import (seed files, migrations): items written in parallel batches; the table's stream
+makes the counts, as for any other write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conversions_core.models import Conversion
+from conversions_core.repository.dynamo import Table, from_dynamo, to_dynamo
+from conversions_core.repository.keys import (
+    Scope,
+    api_key_key,
+    conversion_from_item,
+    conversion_item,
+    conversion_key,
+    entity_key,
+    listed_item,
+    sort_bounds,
+)
+
+WRITERS = 8
+
+
+class Importer:
+    def __init__(self, table: Table, workers: int = WRITERS):
+        self.table = table
+        self.workers = workers
+
+    def existing_conversion_ids(self, conversion_ids: list[int]) -> set[int]:
+        found = self.table.batch_get([conversion_key(i) for i in conversion_ids], consistent=True)
+        return {item["id"] for item in found}
+
+    def edge_conversions(self, user_id: int) -> tuple[Conversion | None, Conversion | None]:
+        """The user's oldest and newest conversions already stored (None when there are none)."""
+        edges = []
+        for ascending in (True, False):
+            scope, (low, high) = Scope("USER", user_id), sort_bounds(None, None)
+            page = next(
+                self.table.query(
+                    IndexName=scope.index,
+                    KeyConditionExpression="user_pk = :p AND sk BETWEEN :low AND :high",
+                    ExpressionAttributeValues=to_dynamo({":p": scope.partition, ":low": low, ":high": high}),
+                    ScanIndexForward=ascending,
+                    Limit=1,
+                )
+            )
+            edges.append(conversion_from_item(from_dynamo(page["Items"][0])) if page["Items"] else None)
+        return edges[0], edges[1]
+
+    def write(
+        self,
+        users: list[tuple[dict[str, Any], str]],
+        entities: list[tuple[str, dict[str, Any]]],
+        conversions: list[Conversion],
+    ) -> None:
+        """Write validated records: users (with their key, which carries the user's status and
+        limit for one-read authentication), entities as given, conversions with both items."""
+        items: list[dict[str, Any]] = []
+        for user, key_hash in users:
+            items.append({**entity_key("USER", user["user_id"]), **user})
+            access = {name: user.get(name) for name in ("user_id", "status", "rate_limit_per_minute")}
+            items.append({**api_key_key(key_hash), **access})
+        items += [{**entity_key(kind, fields[f"{kind.lower()}_id"]), **fields} for kind, fields in entities]
+        self.table.batch_write(items, self.workers)
+        conversion_items = [i for c in conversions for i in (conversion_item(c, version=1), listed_item(c))]
+        self.table.batch_write(conversion_items, self.workers)

@@ -1,0 +1,126 @@
+"""The DynamoDB key design: every key format and index, and how records map to items.
+
+Data table (`pk`, `sk`; indexes `ByUser` on `user_pk`+`sk` and `ByGoal` on `goal_pk`+`sk`):
+
+| item              | pk                           | sk                        | other                       |
+|-------------------|------------------------------|---------------------------|-----------------------------|
+| API key (by hash) | APIKEY#<sha256 hex>          | APIKEY                    | user_id, status, limit      |
+| user              | USER#<user_id>               | USER                      |                             |
+| website, goal ... | WEBSITE#<id>, GOAL#<id>, ... | WEBSITE, GOAL, ...        |                             |
+| conversion        | CONVERSION#<id>              | CONVERSION                | version, expires_at         |
+| listed conversion | WEBSITE#<id>#CONVERSIONS     | <datetime>#<id:020>       | user_pk, goal_pk            |
+| count bucket      | COUNT#<user_id>              | YEAR#2026 ... MINUTE#...  | n, w<website_id>, g<goal_id>|
+| counting ledger   | LEDGER#<user_id>             | <datetime, to the second> | events, expires_at          |
+
+The sort key `<datetime>#<id>` orders by datetime then id, which is also id order: ids grow
+with time (see ids.py). A conversion's stream records (its `CONVERSION#` item) feed the count
+buckets; each user's buckets hold the user's total (`n`) and one total per website and goal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from conversions_core.models import Conversion
+
+USER_INDEX = "ByUser"
+GOAL_INDEX = "ByGoal"
+CONVERSION_PREFIX = "CONVERSION#"
+USER_TOTAL = "n"
+_LOWEST_SORT_KEY = "0000-00-00 00:00:00#"
+_HIGHEST_SORT_KEY = "9999-12-31 23:59:59#~"
+
+
+def entity_key(kind: str, entity_id: int) -> dict[str, str]:
+    """A user, website, goal, visitor, session or event item."""
+    return {"pk": f"{kind}#{entity_id}", "sk": kind}
+
+
+def api_key_key(key_hash: str) -> dict[str, str]:
+    return {"pk": f"APIKEY#{key_hash}", "sk": "APIKEY"}
+
+
+def conversion_key(conversion_id: int) -> dict[str, str]:
+    return {"pk": f"{CONVERSION_PREFIX}{conversion_id}", "sk": "CONVERSION"}
+
+
+def sort_key(when: str, conversion_id: int) -> str:
+    return f"{when}#{conversion_id:020d}"
+
+
+def sort_bounds(low: str | None, high: str | None) -> tuple[str, str]:
+    """Sort-key bounds for conversions from datetime `low` to `high`, both inclusive."""
+    return (f"{low}#" if low else _LOWEST_SORT_KEY), (f"{high}#~" if high else _HIGHEST_SORT_KEY)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The conversions a list reads: a user's, a website's or a goal's."""
+
+    kind: str  # USER, WEBSITE or GOAL
+    scope_id: int
+
+    @property
+    def index(self) -> str | None:
+        return {"USER": USER_INDEX, "GOAL": GOAL_INDEX}.get(self.kind)
+
+    @property
+    def key_attribute(self) -> str:
+        return {"USER": "user_pk", "GOAL": "goal_pk"}.get(self.kind, "pk")
+
+    @property
+    def partition(self) -> str:
+        return f"{self.kind}#{self.scope_id}#CONVERSIONS"
+
+    @property
+    def count_attribute(self) -> str:
+        """The attribute of a user's count bucket that counts this scope."""
+        return {"USER": USER_TOTAL, "WEBSITE": f"w{self.scope_id}", "GOAL": f"g{self.scope_id}"}[self.kind]
+
+
+def count_key(user_id: int, bucket: str) -> dict[str, str]:
+    return {"pk": f"COUNT#{user_id}", "sk": bucket}
+
+
+def count_partition(user_id: int) -> str:
+    return f"COUNT#{user_id}"
+
+
+def count_attributes(conversion: Conversion) -> list[str]:
+    """The attributes a conversion adds 1 to in each of its user's buckets."""
+    return [USER_TOTAL, f"w{conversion.website_id}", f"g{conversion.goal_id}"]
+
+
+def ledger_key(user_id: int, second: str) -> dict[str, str]:
+    return {"pk": f"LEDGER#{user_id}", "sk": second}
+
+
+def rate_limit_key(key_hash: str, window: int) -> dict[str, str]:
+    return {"pk": f"{key_hash}#{window}"}
+
+
+def listed_key(conversion: Conversion) -> dict[str, str]:
+    return {"pk": Scope("WEBSITE", conversion.website_id).partition, "sk": sort_key(conversion.datetime, conversion.id)}
+
+
+def listed_item(conversion: Conversion) -> dict[str, Any]:
+    """The item list queries read (the table by website, and both indexes)."""
+    return {
+        **listed_key(conversion),
+        "user_pk": Scope("USER", conversion.user_id).partition,
+        "goal_pk": Scope("GOAL", conversion.goal_id).partition,
+        **conversion.model_dump(),
+    }
+
+
+def conversion_item(conversion: Conversion, version: int, expires_at: int | None = None) -> dict[str, Any]:
+    """The item get, update and delete read by id; its stream records keep the counts."""
+    item = {**conversion_key(conversion.id), **conversion.model_dump(), "version": version}
+    if expires_at is not None:
+        item["expires_at"] = expires_at
+    return item
+
+
+def conversion_from_item(item: dict[str, Any]) -> Conversion:
+    return Conversion.model_validate({name: item.get(name) for name in Conversion.model_fields})

@@ -1,0 +1,178 @@
+"""The local stand-in for Lambda's DynamoDB stream event source: reads the data table's stream
+and invokes the template's stream function with batches of records, as Lambda would.
+
+Like Lambda it applies the event's filter, honours partial batch responses (the batch is
+retried from the record the function names), splits a batch that raises in two, and gives up
+on a record after a number of attempts (the deployed function's on-failure destination; here
+it is kept in `failures`). `drain()` returns once every record written so far is handled;
+`start()` drains in the background so that local totals settle within a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import boto3
+
+from goals_conversions_local.runtime import Functions
+from goals_conversions_local.template import Template
+
+logger = logging.getLogger(__name__)
+MAXIMUM_ATTEMPTS = 5
+POLL_SECONDS = 0.1
+
+
+def streams_client() -> Any:
+    """A DynamoDB Streams client at AWS_ENDPOINT_URL_DYNAMODBSTREAMS, else at the DynamoDB endpoint."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODBSTREAMS") or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    return boto3.client("dynamodbstreams", endpoint_url=endpoint)
+
+
+class StreamPump:
+    """Feeds one table's stream to its stream function."""
+
+    def __init__(
+        self,
+        template: Template,
+        functions: Functions | None = None,
+        table_name: str | None = None,
+        embedded: bool = False,
+    ):
+        [self.spec] = template.stream_functions()
+        assert self.spec.stream is not None
+        self.functions = functions or Functions(template)
+        self.table_name = table_name or os.environ.get("DATA_TABLE_NAME", self.spec.stream.table)
+        self.embedded = embedded  # the in-process moto server: consumed records can be forgotten
+        self.failures: list[dict[str, Any]] = []
+        self.invocations = 0
+        self._client = streams_client()
+        self._positions: dict[str, str] = {}  # shard id -> last sequence number handled
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.invoke = self._invoke_function
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def drain(self) -> int:
+        """Handle every record written so far; returns how many records were read."""
+        with self._lock:
+            if self.embedded and not self._embedded_has_news():
+                return 0
+            total = 0
+            while True:
+                read = sum(self._pump_shard(shard, arn) for arn, shard in self._shards())
+                total += read
+                if not read:
+                    return total
+
+    def start(self) -> StreamPump:
+        self._thread = threading.Thread(target=self._run, name="stream-pump", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # -- reading the stream -----------------------------------------------------------------------
+
+    def _embedded_has_news(self) -> bool:
+        """Whether the in-process stream has records past ours (cheap: no call to the server)."""
+        from goals_conversions_local.embedded import stream_end
+
+        end = stream_end(self.table_name)
+        return end is not None and any(int(p) + 1 < end for p in self._positions.values()) or not self._positions
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                self.drain()
+            except Exception:  # the next poll tries again; a local tool must not die of it
+                logger.exception("stream pump: poll failed")
+
+    def _shards(self) -> list[tuple[str, str]]:
+        dynamodb = boto3.client("dynamodb")
+        arn = dynamodb.describe_table(TableName=self.table_name)["Table"].get("LatestStreamArn")
+        if not arn:
+            return []
+        shards = self._client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        return [(arn, shard["ShardId"]) for shard in shards]
+
+    def _pump_shard(self, shard: str, arn: str) -> int:
+        position = self._positions.get(shard)
+        if position is None:
+            iterator = self._client.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        else:
+            iterator = self._client.get_shard_iterator(
+                StreamArn=arn, ShardId=shard, ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=position
+            )
+        assert self.spec.stream is not None
+        response = self._client.get_records(ShardIterator=iterator["ShardIterator"], Limit=self.spec.stream.batch_size)
+        records = [_lambda_record(r, arn) for r in response["Records"]]
+        if not records:
+            return 0
+        wanted = [r for r in records if self.spec.stream.accepts(r)]
+        if wanted:
+            self._deliver(wanted)
+        self._positions[shard] = records[-1]["dynamodb"]["SequenceNumber"]
+        if self.embedded:
+            from goals_conversions_local.embedded import trim_stream
+
+            trim_stream(self.table_name, self._positions[shard])
+        return len(records)
+
+    # -- delivering, as Lambda's event source mapping does -------------------------------------------
+
+    def _deliver(self, records: list[dict[str, Any]], attempt: int = 1) -> None:
+        """Invoke until the batch is handled: from the record a partial batch response names, or
+        in two halves when the invocation raises; a record still failing after MAXIMUM_ATTEMPTS
+        goes to `failures`."""
+        while records:
+            try:
+                response = self.invoke({"Records": records})
+            except Exception:
+                logger.exception("stream pump: the counting function raised")
+                if attempt >= MAXIMUM_ATTEMPTS:
+                    self.failures += records
+                    return
+                if len(records) > 1:
+                    half = len(records) // 2
+                    self._deliver(records[:half], attempt + 1)
+                    self._deliver(records[half:], attempt + 1)
+                    return
+                attempt += 1
+                continue
+            failed = [f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])]
+            if not failed:
+                return
+            sequences = [r["dynamodb"]["SequenceNumber"] for r in records]
+            records = records[sequences.index(failed[0]) :] if failed[0] in sequences else records
+            if attempt >= MAXIMUM_ATTEMPTS:
+                self.failures += records
+                return
+            attempt += 1
+            time.sleep(0.01 * attempt)
+
+    def _invoke_function(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.invocations += 1
+        return self.functions.invoke(self.spec, event)
+
+
+def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A GetRecords record as Lambda hands it to a function (JSON-safe, with its stream's ARN)."""
+    stream = dict(record["dynamodb"])
+    created = stream.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        stream["ApproximateCreationDateTime"] = int(created.timestamp())
+    lambda_record = {**record, "dynamodb": stream, "eventSourceARN": stream_arn}
+    if "userIdentity" in record:  # GetRecords spells it PrincipalId/Type, a Lambda event principalId/type
+        identity = record["userIdentity"]
+        lambda_record["userIdentity"] = {"type": identity.get("Type"), "principalId": identity.get("PrincipalId")}
+    return lambda_record

@@ -1,0 +1,209 @@
+"""Counts from the stream, exactly once: batches delivered twice, a counting function killed
+after any of its writes and retried, TTL deletions, and conversions moved and deleted.
+
+These run on tables of their own with a stream pump of their own, so each test decides when
+and how the stream's records are delivered. After each step every total (the user's, each
+website's and each goal's, and over ranges) is compared with the conversions stored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from tables import audit, own_tables, scan
+
+from conftest import TEMPLATE, Tenant, batch_response, counting_pump, import_id
+from conversions_core.auth import hash_api_key
+from conversions_core.models import ListRequest
+from conversions_core.repository import Repository
+from conversions_core.repository.counting import Counter
+from conversions_core.repository.dynamo import Table
+from conversions_core.seed import load_seed
+from goals_conversions_local.embedded import expire_items
+from goals_conversions_local.streams import StreamPump
+
+ENVIRONMENT = own_tables(boto3.client("dynamodb"), "Counting")
+TABLE = ENVIRONMENT["DATA_TABLE_NAME"]
+
+
+class Killed(Exception):
+    """The counting function's process dying right after a write."""
+
+
+class DyingClient:
+    """A DynamoDB client that dies right after its `survives`-th write."""
+
+    WRITES = ("transact_write_items", "update_item", "delete_item", "put_item")
+
+    def __init__(self, client: Any, survives: int):
+        self._client, self.survives, self.writes = client, survives, 0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name not in self.WRITES:
+            return method
+
+        def write(**kwargs: Any) -> Any:
+            response = method(**kwargs)
+            self.writes += 1
+            if self.writes == self.survives:
+                raise Killed(f"after write {self.writes}")
+            return response
+
+        return write
+
+
+@pytest.fixture(scope="module")
+def client():
+    return boto3.client("dynamodb")
+
+
+@pytest.fixture(scope="module")
+def repository(client) -> Repository:
+    return Repository.build(client, TABLE)
+
+
+@pytest.fixture
+def tenant(repository) -> Tenant:
+    return Tenant(repository)
+
+
+def captured_batches(pump: StreamPump) -> list[dict[str, Any]]:
+    """Read the stream as far as it goes, keeping the batches instead of counting them."""
+    batches: list[dict[str, Any]] = []
+    pump.invoke = lambda event: batches.append(event) or {"batchItemFailures": []}
+    pump.drain()
+    return batches
+
+
+def user(repository: Repository, tenant: Tenant):
+    return repository.accounts.user_by_key_hash(hash_api_key(tenant.api_key))
+
+
+def assert_range_totals(repository: Repository, client: Any, tenant: Tenant) -> None:
+    """Totals over ranges cut inside minutes, hours and days equal the conversions stored."""
+    stored = [i for i in scan(client, TABLE) if "version" in i and i["user_id"] == tenant.user_id]
+    stamps = sorted(datetime.strptime(i["datetime"], "%Y-%m-%d %H:%M:%S") for i in stored)
+    if not stamps:
+        return
+    first, last = stamps[0], stamps[-1]
+    middle = first + (last - first) / 2
+    for low, high in ((first, last), (first + timedelta(seconds=1), middle), (middle, last - timedelta(seconds=1))):
+        request = ListRequest(start=low.replace(tzinfo=UTC), end=high.replace(tzinfo=UTC))
+        expected = sum(1 for s in stamps if low <= s <= high)
+        assert repository.conversions.list(user(repository, tenant), request).total == expected, (low, high)
+
+
+def spread_conversions(tenant: Tenant, count: int) -> list[dict[str, Any]]:
+    """Rows a day, an hour and a few minutes apart, so that their buckets fill several transactions."""
+    start = datetime(2026, 3, 1, 8, 0, 7)
+    rows = []
+    for n in range(count):
+        when = (start + timedelta(days=n, hours=n, minutes=7 * n)).strftime("%Y-%m-%d %H:%M:%S")
+        goal = tenant.goal_id if n % 2 else tenant.second_goal_id
+        rows.append({"id": import_id(when), "goal_id": goal, "datetime": when})
+    return rows
+
+
+def test_a_batch_delivered_twice_counts_once(repository, client, tenant):
+    counter = Counter(Table(client, TABLE))
+    pump = counting_pump(TABLE)
+    pump.drain()  # what earlier tests left on the stream
+    made = [repository.conversions.create(user(repository, tenant), tenant.goal_id, {}) for _ in range(6)]
+    repository.conversions.update(user(repository, tenant), made[0].id, {"goal_id": tenant.second_goal_id})
+    repository.conversions.delete(user(repository, tenant), made[1].id)
+    batches = captured_batches(pump)
+    assert batches
+    for event in batches:
+        assert batch_response(counter.apply(event["Records"])) == {"batchItemFailures": []}
+    assert audit(repository, client, TABLE, tenant)["user"] == 5
+    for event in batches:  # the same batches again, as Lambda may deliver them
+        outcome = counter.apply(event["Records"])
+        assert outcome.applied == 0 and outcome.failed_sequence is None
+    assert audit(repository, client, TABLE, tenant)["user"] == 5
+    assert_range_totals(repository, client, tenant)
+
+
+def a_fresh_batch(repository: Repository, count: int) -> tuple[Tenant, dict[str, Any]]:
+    """A new tenant's imported conversions, as the one stream batch that carries them (not yet counted)."""
+    tenant = Tenant(repository)
+    pump = StreamPump(TEMPLATE, table_name=TABLE, embedded=True)
+    captured_batches(pump)  # what earlier steps left on the stream
+    load_seed(repository, {"conversions": spread_conversions(tenant, count)})
+    [event] = captured_batches(pump)
+    return tenant, event
+
+
+def test_a_counting_function_killed_after_any_of_its_writes_and_retried_counts_once(repository, client):
+    _, event = a_fresh_batch(repository, 40)
+    counting = DyingClient(client, survives=0)  # never dies: counts the writes of a whole batch
+    Counter(Table(counting, TABLE)).apply(event["Records"])
+    assert counting.writes >= 3, "the batch should need several transactions"
+    for survives in range(1, counting.writes):
+        tenant, event = a_fresh_batch(repository, 40)
+        dying = DyingClient(client, survives)
+        with pytest.raises(Killed):
+            Counter(Table(dying, TABLE)).apply(event["Records"])
+        outcome = Counter(Table(client, TABLE)).apply(event["Records"])  # Lambda's retry
+        assert outcome.failed_sequence is None and outcome.skipped > 0
+        assert audit(repository, client, TABLE, tenant)["user"] == 40
+        assert_range_totals(repository, client, tenant)
+
+
+def test_a_split_batch_is_counted_once(repository, client):
+    """Lambda splits a failing batch in two: the halves overlap what the first try applied."""
+    tenant, event = a_fresh_batch(repository, 40)
+    with pytest.raises(Killed):
+        Counter(Table(DyingClient(client, 2), TABLE)).apply(event["Records"])
+    records = event["Records"]
+    half = len(records) // 2
+    counter = Counter(Table(client, TABLE))
+    assert counter.apply(records[:half]).failed_sequence is None
+    assert counter.apply(records[half:]).failed_sequence is None
+    assert audit(repository, client, TABLE, tenant)["user"] == 40
+    assert_range_totals(repository, client, tenant)
+
+
+def test_ttl_deletions_leave_lists_and_counts(client, tenant):
+    pump = counting_pump(TABLE)
+    pump.drain()
+    days_ago = datetime.now(UTC) - timedelta(days=3)
+    keeping_a_day = Repository.build(client, TABLE, clock=lambda: days_ago, retention_days=1)
+    repository = Repository.build(client, TABLE)
+    for _ in range(3):
+        keeping_a_day.conversions.create(user(repository, tenant), tenant.goal_id, {})
+    for _ in range(2):
+        repository.conversions.create(user(repository, tenant), tenant.goal_id, {})
+    pump.drain()
+    assert audit(repository, client, TABLE, tenant)["user"] == 5
+    assert expire_items(TABLE) >= 3
+    pump.drain()
+    assert audit(repository, client, TABLE, tenant)["user"] == 2  # the listed items went too
+    listed = repository.conversions.list(user(repository, tenant), ListRequest(results_per_page=10))
+    assert len(listed.conversions) == 2
+
+
+def test_moves_between_goals_and_websites_then_deletes_keep_every_total(repository, client, tenant):
+    pump = counting_pump(TABLE)
+    me = user(repository, tenant)
+    made = [repository.conversions.create(me, tenant.goal_id, {"visitor_id": tenant.visitor_id}) for _ in range(5)]
+    steps = [
+        lambda: repository.conversions.update(me, made[0].id, {"goal_id": tenant.second_goal_id}),
+        lambda: repository.conversions.update(
+            me, made[1].id, {"goal_id": tenant.lightweight_goal_id, "visitor_id": None}
+        ),
+        lambda: repository.conversions.update(me, made[1].id, {"goal_id": tenant.goal_id}),
+        lambda: repository.conversions.update(me, made[2].id, {"visitor_id": None}),
+        lambda: repository.conversions.delete(me, made[0].id),
+        lambda: repository.conversions.delete(me, made[3].id),
+    ]
+    for step in steps:
+        step()
+        pump.drain()
+        totals = audit(repository, client, TABLE, tenant)
+        assert_range_totals(repository, client, tenant)
+    assert totals["user"] == 3
+    assert totals[f"website {tenant.website_id}"] == 3 and totals[f"goal {tenant.second_goal_id}"] == 0
