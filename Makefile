@@ -41,8 +41,11 @@ run: install
 	@echo "API docs: http://$(HOST):$(PORT)/docs"
 	$(BIN)/goals-conversions serve --host $(HOST) --port $(PORT) --seed seeds/demo.json
 
+# Two pytest workers (xdist), a test module each at a time: the machines have two cores.
+WORKERS ?= 2
+
 test: install lint check browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(WORKERS) --dist loadfile
 
 # The template lints, validates and builds for its runtime and architecture, offline, without Docker.
 check: tools

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
+import importlib
 import itertools
 import json
 import os
-import sys
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,8 @@ ensure_tables(TEMPLATE, boto3.client("dynamodb"))
 
 from conversions_core.repository import Repository, ids  # noqa: E402
 from conversions_core.seed import load_seed  # noqa: E402
+from conversions_core.services import Services, dynamodb_client  # noqa: E402
+from conversions_core.settings import Settings  # noqa: E402
 from goals_conversions_local.streams import StreamPump  # noqa: E402
 
 # Every test draws fresh ids from here, so tests never share users, goals or websites.
@@ -55,14 +61,15 @@ def settle() -> None:
 
 
 def counting_pump(table_name: str) -> StreamPump:
-    """A stream pump for a table of a test's own, counting with the layer's Counter directly
-    (what the counting function's handler does, without loading a handler per table)."""
+    """A stream pump for a table of a test's own, feeding the counting function's handler code
+    (functions/count_conversions) with a counter on that table."""
     from conversions_core.repository.counting import Counter
     from conversions_core.repository.dynamo import Table
+    from functions.count_conversions.app import count_batch
 
     counter = Counter(Table(boto3.client("dynamodb"), table_name))
     pump = StreamPump(TEMPLATE, table_name=table_name, embedded=True)
-    pump.invoke = lambda event: batch_response(counter.apply(event["Records"]))
+    pump.invoke = lambda event: count_batch(event, counter)
     return pump
 
 
@@ -74,37 +81,36 @@ def batch_response(outcome: Any) -> dict[str, Any]:
 
 # Every API key a test made: none of them, nor its hash, may appear in the logs of the run.
 ISSUED_KEYS: list[str] = []
+
+
 # Figures the hardening tests report (cases run, faults injected, ...), printed at the end.
-FIGURES: list[str] = []
+class _Figures:
+    """Lines the tests report (appended in any xdist worker), printed once at the end of the run."""
+
+    def append(self, line: str) -> None:
+        folder = Path(os.environ["GOALS_CONVERSIONS_FIGURES"])
+        with (folder / f"{os.getpid()}.txt").open("a") as lines:
+            lines.write(line + "\n")
+
+    def lines(self) -> list[str]:
+        folder = Path(os.environ["GOALS_CONVERSIONS_FIGURES"])
+        return [line for path in sorted(folder.glob("*.txt")) for line in path.read_text().splitlines()]
+
+
+FIGURES = _Figures()
+
+
+def pytest_configure(config: Any) -> None:
+    if "GOALS_CONVERSIONS_FIGURES" not in os.environ:  # the controller: workers inherit it
+        os.environ["GOALS_CONVERSIONS_FIGURES"] = tempfile.mkdtemp(prefix="figures-")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if FIGURES:
+    lines = FIGURES.lines()
+    if lines:
         terminalreporter.write_sep("-", "figures")
-        for line in FIGURES:
+        for line in sorted(lines):
             terminalreporter.write_line(line)
-
-
-_exit_status: int | None = None
-
-
-def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
-    global _exit_status
-    _exit_status = int(exitstatus)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: Any) -> None:
-    """Leave without the interpreter's final garbage collection.
-
-    By the end of a run the in-process moto server holds gigabytes of small objects (its
-    transactions deep-copy whole tables); collecting them at exit took minutes and frees
-    nothing anyone needs. Everything pytest reports has been written by now.
-    """
-    if _exit_status is not None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_exit_status)
 
 
 def new_id() -> int:
@@ -137,12 +143,95 @@ def dynamodb() -> Any:
     return boto3.client("dynamodb")
 
 
-@pytest.fixture(scope="session")
-def repository(dynamodb: Any) -> Repository:
-    return Repository.build(dynamodb, os.environ["DATA_TABLE_NAME"])
-
-
 PUMPS.append(StreamPump(TEMPLATE, embedded=True))
+
+
+def own_tables(client: Any, prefix: str) -> dict[str, str]:
+    """The template's tables under `prefix` (created if missing), as the environment naming them.
+
+    moto copies a whole table on every transaction and scans it whole, so tests that write a lot
+    or compare whole tables run on tables of their own."""
+    existing = set(client.list_tables()["TableNames"])
+    ttl = TEMPLATE.ttl_attributes()
+    for name, arguments in TEMPLATE.tables().items():
+        if prefix + name not in existing:
+            client.create_table(**{**arguments, "TableName": prefix + name})
+            if name in ttl:
+                specification = {"Enabled": True, "AttributeName": ttl[name]}
+                client.update_time_to_live(TableName=prefix + name, TimeToLiveSpecification=specification)
+    return {
+        "DATA_TABLE_NAME": f"{prefix}DataTable",
+        "RATE_LIMIT_TABLE_NAME": f"{prefix}RateLimitTable",
+        "IDEMPOTENCY_TABLE_NAME": f"{prefix}IdempotencyTable",
+    }
+
+
+@contextmanager
+def local_server(environment: dict[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The local server (as in conftest's `local_api`) with its handlers loaded under `environment`;
+    yields its URL and the handler modules by folder name."""
+    from goals_conversions_local.server import LocalApi, make_server
+
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    try:
+        api = LocalApi(TEMPLATE)
+        handlers = {spec.short_name: api.functions.module(spec) for spec in TEMPLATE.functions()}
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
+    pump = StreamPump(TEMPLATE, api.functions, environment["DATA_TABLE_NAME"], embedded=True)
+    PUMPS.append(pump)
+    server = make_server(api, "127.0.0.1", 0, access_log=None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handlers
+    finally:
+        server.shutdown()
+        PUMPS.remove(pump)
+
+
+def function_modules() -> list[Any]:
+    """The API functions' handler modules, as the tests import them."""
+    names = sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py"))
+    modules = [importlib.import_module(f"functions.{name}.app") for name in names]
+    return [module for module in modules if hasattr(module, "get_services")]
+
+
+@pytest.fixture(scope="module")
+def tables(request: Any, dynamodb: Any) -> Iterator[dict[str, str]]:
+    """Tables of the test module's own, which every API function's handler uses meanwhile.
+
+    moto walks a whole table on every query of an index, so a table per test module keeps each
+    query small; it also keeps modules apart. Removed at the end of the module."""
+    prefix = "".join(part.title() for part in request.module.__name__.split(".")[-1].split("_"))
+    environment = own_tables(dynamodb, prefix)
+    settings = dataclasses.replace(
+        Settings.from_env(),
+        data_table_name=environment["DATA_TABLE_NAME"],
+        rate_limit_table_name=environment["RATE_LIMIT_TABLE_NAME"],
+        idempotency_table_name=environment["IDEMPOTENCY_TABLE_NAME"],
+    )
+    modules = function_modules()
+    for module in modules:  # a client per function, as in Lambda
+        services = Services.from_env(settings, dynamodb_client(settings.dynamodb_timeout_seconds))
+        module.app.dependency_overrides[module.get_services] = lambda services=services: services
+    pump = counting_pump(environment["DATA_TABLE_NAME"])
+    PUMPS.append(pump)
+    yield environment
+    PUMPS.remove(pump)
+    for module in modules:
+        module.app.dependency_overrides.pop(module.get_services, None)
+    for table in environment.values():
+        dynamodb.delete_table(TableName=table)
+
+
+@pytest.fixture(scope="module")
+def repository(tables: dict[str, str], dynamodb: Any) -> Repository:
+    return Repository.build(dynamodb, tables["DATA_TABLE_NAME"])
 
 
 class Tenant:
@@ -243,18 +332,14 @@ def api_event(
     raw_body: str | bytes | None = None,
     content_type: str | None = None,
 ) -> dict[str, Any]:
-    """One of events/*.json with only what the test is about replaced.
+    """One of events/*.json (HTTP API, payload 2.0) with only what the test is about replaced.
 
     `headers` replace the event's Authorization header (pass {} for none); `form` sends an
     urlencoded body, `json_body` a JSON one, `raw_body` exactly the given body.
     """
     event = copy.deepcopy(load_event(name))
-    base = {
-        n: v
-        for n, v in event["headers"].items()
-        if n.lower() not in ("authorization", "content-type", "content-length")
-    }
-    all_headers = {**base, **(headers or {})}
+    base = {n: v for n, v in event["headers"].items() if n not in ("authorization", "content-type", "content-length")}
+    all_headers = {**base, **{n.lower(): v for n, v in (headers or {}).items()}}
     body: str | None = event.get("body")
     is_base64 = event.get("isBase64Encoded", False)
     if form is not None:
@@ -266,35 +351,33 @@ def api_event(
             body, is_base64 = base64.b64encode(raw_body).decode(), True
         else:
             body, is_base64 = raw_body, False
-    elif "content-type" in {n.lower() for n in event["headers"]} and content_type is None:
-        content_type = next(v for n, v in event["headers"].items() if n.lower() == "content-type")
+    elif "content-type" in event["headers"] and content_type is None:
+        content_type = event["headers"]["content-type"]
     if content_type is not None:
-        all_headers["Content-Type"] = content_type
+        all_headers["content-type"] = content_type
     event["headers"] = all_headers
-    event["multiValueHeaders"] = {n: [v] for n, v in all_headers.items()}
     event["body"], event["isBase64Encoded"] = body, is_base64
+    if body is None:
+        event.pop("body")
     if query is not None:
         query = {k: str(v) for k, v in query.items()}
-        event["queryStringParameters"] = query or None
-        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
+        event["rawQueryString"] = urlencode(query)
+        event["queryStringParameters"] = query
+        if not query:
+            del event["queryStringParameters"]
     if conversion_id is not None:
         event["pathParameters"] = {"conversion_id": str(conversion_id)}
-        stage = event["requestContext"]["stage"]
-        event["path"] = f"/api/goals-conversions/{conversion_id}"
-        event["requestContext"]["path"] = f"/{stage}{event['path']}"
+        event["rawPath"] = event["requestContext"]["http"]["path"] = f"/api/goals-conversions/{conversion_id}"
     return event
 
 
 class Result:
-    """A handler's proxy response, decoded."""
+    """A handler's response (payload 2.0), decoded."""
 
     def __init__(self, response: dict[str, Any]):
         self.raw = response
         self.status = response["statusCode"]
-        headers = {n: v for n, v in (response.get("headers") or {}).items()}
-        for name, values in (response.get("multiValueHeaders") or {}).items():
-            headers[name] = values[-1]
-        self.headers = {n.lower(): v for n, v in headers.items()}
+        self.headers = {n.lower(): v for n, v in (response.get("headers") or {}).items()}
         self.text = response.get("body") or ""
         self.json = json.loads(self.text) if self.text else None
 
@@ -312,6 +395,33 @@ class LambdaContext:
         return 10_000
 
 
+@contextmanager
+def services_for(module: Any, services: Any) -> Iterator[None]:
+    """Run a function module's handler with other services (clients, repositories, gate), through
+    the dependency overrides of its resolver; the overrides before are back afterwards."""
+    overrides = module.app.dependency_overrides
+    before = overrides.get(module.get_services)
+    overrides[module.get_services] = lambda: services
+    try:
+        yield
+    finally:
+        if before is None:
+            overrides.pop(module.get_services, None)
+        else:
+            overrides[module.get_services] = before
+
+
+def services_of(module: Any) -> Any:
+    """The services a function module's handler uses now (its own, or the test module's)."""
+    return module.app.dependency_overrides.get(module.get_services, module.get_services)()
+
+
+def with_conversions(module: Any, conversions: Any) -> Any:
+    """The module's services with `conversions` in place of its conversions repository."""
+    services = services_of(module)
+    return dataclasses.replace(services, repository=dataclasses.replace(services.repository, conversions=conversions))
+
+
 def invoke(handler_module: Any, event: dict[str, Any]) -> Result:
     """Run a handler on an event; the counts then settle (the stream is drained)."""
     result = Result(handler_module.lambda_handler(event, LambdaContext()))
@@ -322,13 +432,9 @@ def invoke(handler_module: Any, event: dict[str, Any]) -> Result:
 # -- HTTP into the local server ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def local_api() -> str:
-    """The local API Gateway (same code as `goals-conversions serve`) on a free port."""
-    from goals_conversions_local.server import LocalApi, make_server
-
-    server = make_server(LocalApi(TEMPLATE), "127.0.0.1", 0, access_log=None)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+@pytest.fixture(scope="module")
+def local_api(tables: dict[str, str]) -> Iterator[str]:
+    """The local API Gateway (same code as `goals-conversions serve`) on a free port, over the
+    test module's tables."""
+    with local_server(tables) as (url, _):
+        yield url

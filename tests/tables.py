@@ -3,69 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from conftest import PUMPS, TEMPLATE
+from conftest import local_server, own_tables  # noqa: F401  (re-exported for the test modules)
 from conversions_core.auth import hash_api_key
 from conversions_core.models import ListRequest
 from conversions_core.repository import Repository
-from goals_conversions_local.streams import StreamPump
 
 _deserializer = TypeDeserializer()
-
-
-def own_tables(client: Any, prefix: str) -> dict[str, str]:
-    """The template's tables under `prefix` (created if missing), as the environment naming them.
-
-    moto copies a whole table on every transaction and scans it whole, so tests that write a lot
-    or compare whole tables run on tables of their own."""
-    existing = set(client.list_tables()["TableNames"])
-    ttl = TEMPLATE.ttl_attributes()
-    for name, arguments in TEMPLATE.tables().items():
-        if prefix + name not in existing:
-            client.create_table(**{**arguments, "TableName": prefix + name})
-            if name in ttl:
-                specification = {"Enabled": True, "AttributeName": ttl[name]}
-                client.update_time_to_live(TableName=prefix + name, TimeToLiveSpecification=specification)
-    return {
-        "DATA_TABLE_NAME": f"{prefix}DataTable",
-        "RATE_LIMIT_TABLE_NAME": f"{prefix}RateLimitTable",
-        "IDEMPOTENCY_TABLE_NAME": f"{prefix}IdempotencyTable",
-    }
-
-
-@contextmanager
-def local_server(environment: dict[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The local server (as in conftest's `local_api`) with its handlers loaded under `environment`;
-    yields its URL and the handler modules by folder name."""
-    from goals_conversions_local.server import LocalApi, make_server
-
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
-    try:
-        api = LocalApi(TEMPLATE)
-        handlers = {spec.short_name: api.functions.module(spec) for spec in TEMPLATE.functions()}
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name)
-            else:
-                os.environ[name] = value
-    pump = StreamPump(TEMPLATE, api.functions, environment["DATA_TABLE_NAME"], embedded=True)
-    PUMPS.append(pump)
-    server = make_server(api, "127.0.0.1", 0, access_log=None)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handlers
-    finally:
-        server.shutdown()
-        PUMPS.remove(pump)
 
 
 def scan(client: Any, table: str) -> list[dict[str, Any]]:

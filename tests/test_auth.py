@@ -1,10 +1,12 @@
 """Authentication (Bearer API keys) and the per-key rate limit, on every endpoint."""
 
+import dataclasses
 import time
+from contextlib import ExitStack
 
 import pytest
 
-from conftest import api_event, invoke
+from conftest import api_event, invoke, services_for, services_of
 from conversions_core.auth import Gate
 from conversions_core.repository.dynamo import Table
 from conversions_core.repository.ratelimit import RateLimitCounter
@@ -53,20 +55,19 @@ def test_a_401_never_echoes_the_key(tenant):
 
 
 @pytest.fixture
-def fixed_window(monkeypatch):
+def fixed_window():
     """Counts every request in one rate-limit window, whatever the wall clock does meanwhile."""
     now = time.time()
     window_start = now - now % 60 + 30
-    for module in (list_app, get_app, create_app, update_app, delete_app):
-        endpoint = module.endpoint.load()
-        services = endpoint.services
-        table = Table(services.client, services.settings.rate_limit_table_name)
-        counter = RateLimitCounter(table, clock=lambda: window_start)
-        gate = Gate(services.repository.accounts, counter, services.settings.default_rate_limit_per_minute)
-        monkeypatch.setattr(
-            endpoint, "services", type(services)(services.settings, services.repository, gate, services.client)
-        )
-    return window_start
+    with ExitStack() as stack:
+        for module in (list_app, get_app, create_app, update_app, delete_app):
+            services = services_of(module)
+            counter = RateLimitCounter(
+                Table(services.client, services.settings.rate_limit_table_name), lambda: window_start
+            )
+            gate = Gate(services.repository.accounts, counter, services.settings.default_rate_limit_per_minute)
+            stack.enter_context(services_for(module, dataclasses.replace(services, gate=gate)))
+        yield window_start
 
 
 def test_rate_limit_headers_count_down_then_429(make_tenant, fixed_window):

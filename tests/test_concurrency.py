@@ -32,9 +32,9 @@ from tables import audit, own_tables
 
 from conftest import FIGURES, PUMPS, Tenant, counting_pump, settle
 from conversions_core.auth import hash_api_key
-from conversions_core.errors import ConflictError, InvalidRequestError, NotFoundError
+from conversions_core.errors import ConflictError, InvalidInputError, NotFoundError
 from conversions_core.repository import Repository
-from conversions_core.wiring import dynamodb_client
+from conversions_core.services import dynamodb_client
 from goals_conversions_local.embedded import start_embedded_dynamodb
 
 WRITERS, OTHER_WRITERS = 16, 4
@@ -250,7 +250,7 @@ def attempt(action: Callable[[], Any]) -> Callable[[], str]:
             return "not found"
         except ConflictError:
             return "conflict"
-        except InvalidRequestError:
+        except InvalidInputError:
             return "refused"  # e.g. references on a goal that another update moved to lightweight
 
     return call

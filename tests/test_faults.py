@@ -22,18 +22,17 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from tables import audit, changed, snapshot
 
-from conftest import FIGURES, PUMPS, TEMPLATE, Tenant, api_event, counting_pump, invoke
-from conversions_core.idempotency import OnceOnly
+from conftest import FIGURES, PUMPS, TEMPLATE, Tenant, api_event, counting_pump, invoke, services_for
 from conversions_core.repository import Repository
+from conversions_core.services import RETRIES, Services, dynamodb_client
 from conversions_core.settings import Settings
-from conversions_core.wiring import build_services, dynamodb_client
 from functions.create_conversion import app as create_app
 from functions.delete_conversion import app as delete_app
 from functions.get_conversion import app as get_app
 from functions.list_conversions import app as list_app
 from functions.update_conversion import app as update_app
 
-MAX_ATTEMPTS = 5  # wiring._CLIENT_CONFIG: max_attempts=4 counts retries, so 1 + 4 attempts
+MAX_ATTEMPTS = RETRIES + 1  # botocore's standard mode: the first attempt and RETRIES more
 ERROR_TYPE = "com.amazonaws.dynamodb.v20120810#"
 FAULTS = {
     "throttled": (400, "ProvisionedThroughputExceededException", "The level of configured provisioned throughput"),
@@ -181,12 +180,8 @@ def run(monkeypatch, sandbox: Sandbox, injector: Injector, module: Any, event: d
     client = dynamodb_client(TIMEOUT)
     injector.attach(client)
     runs[0] += injector.target is not None
-    services = build_services(sandbox.settings, client)
-    endpoint = module.endpoint.load()
-    with monkeypatch.context() as patch:
-        patch.setattr(endpoint, "services", services)
-        if hasattr(endpoint, "once"):
-            patch.setattr(endpoint, "once", OnceOnly(services))
+    services = Services.from_env(sandbox.settings, client)
+    with monkeypatch.context() as patch, services_for(module, services):
         patch.setattr(botocore.endpoint, "time", _Clock(injector))
         return invoke(module, event)
 

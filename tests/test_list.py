@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from conftest import api_event, invoke
-from conversions_core.models import RESULTS_PER_PAGE
+from conversions_core.values import RESULTS_PER_PAGE
 from functions.list_conversions import app as list_app
 
 
@@ -208,7 +208,7 @@ def test_links_on_a_middle_page_carry_the_query(tenant):
     seeded(tenant, 35)
     result = list_(tenant, goal_id=tenant.goal_id, order_type="ASC", results_per_page=10, page=2)
     links = result.json["links"]
-    base = "https://abc123.execute-api.eu-west-1.amazonaws.com/Prod/api/goals-conversions"
+    base = "https://abc123.execute-api.eu-west-1.amazonaws.com/api/goals-conversions"
     for name, page in {"first": 1, "last": 4, "next": 3, "prev": 1, "self": 2}.items():
         url = urlsplit(links[name])
         assert f"{url.scheme}://{url.netloc}{url.path}" == base

@@ -124,14 +124,13 @@ def test_invoke_names_the_known_functions_when_one_is_unknown():
     assert "ListConversionsFunction" in result.stderr
 
 
-def test_import_loads_a_seed_into_the_configured_endpoint(tmp_path, tenant):
+def test_import_loads_a_seed_into_the_configured_endpoint(tmp_path, tenant, tables):
     seed = tmp_path / "seed.json"
     seed.write_text(
         json.dumps({"visitors": [{"visitor_id": 880000 + tenant.user_id, "website_id": tenant.website_id}]})
     )
-    result = _cli(
-        "import", str(seed), env_overrides={"AWS_ENDPOINT_URL_DYNAMODB": os.environ["AWS_ENDPOINT_URL_DYNAMODB"]}
-    )
+    endpoint = {"AWS_ENDPOINT_URL_DYNAMODB": os.environ["AWS_ENDPOINT_URL_DYNAMODB"], **tables}
+    result = _cli("import", str(seed), env_overrides=endpoint)
     assert result.returncode == 0, result.stderr
     assert "1 visitors" in result.stdout
     assert tenant.repository.accounts.entity("VISITOR", 880000 + tenant.user_id)["website_id"] == tenant.website_id

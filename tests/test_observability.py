@@ -7,8 +7,9 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
-from conftest import ROOT, api_event, invoke, settle
+from conftest import ROOT, api_event, invoke, services_for, settle, with_conversions
 from conversions_core.observability import logger
 from functions.create_conversion import app as create_app
 from functions.delete_conversion import app as delete_app
@@ -91,11 +92,12 @@ def test_logs_are_json_with_the_request_id_as_correlation_id_and_no_api_key(tena
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(list_app.endpoint.load().services.repository.conversions, "list", explode)
+    broken = with_conversions(list_app, SimpleNamespace(list=explode))
     stream = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", stream)
     event = api_event("list_conversions", headers=tenant.auth, query={})
-    result = invoke(list_app, event)
+    with services_for(list_app, broken):
+        result = invoke(list_app, event)
     assert result.status == 500
     output = stream.getvalue()
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"_aws"' not in line]
@@ -120,7 +122,7 @@ def test_tracer_is_not_built_outside_lambda_so_nothing_imports_the_xray_sdk():
     assert out.stdout.split() == ["True", "False"]
 
 
-def test_in_lambda_the_tracer_traces_each_request_and_its_dynamodb_calls(tenant, tmp_path):
+def test_in_lambda_the_tracer_traces_each_request_and_its_dynamodb_calls(tenant, tables, tmp_path):
     """With Lambda's environment, the X-Ray SDK sends subsegments to the daemon address: catch them."""
     code = f"""
 import json, socket, sys
@@ -134,9 +136,9 @@ import functions.get_conversion.app as app
 from conversions_core import observability
 assert observability.tracer is not None
 event = json.loads(open({str(ROOT / "events" / "get_conversion.json")!r}).read())
-event["headers"] = {{"Authorization": "Bearer {tenant.api_key}", "Host": "example.test"}}
-event["multiValueHeaders"] = {{k: [v] for k, v in event["headers"].items()}}
+event["headers"] = {{"authorization": "Bearer {tenant.api_key}", "host": "example.test"}}
 event["pathParameters"] = {{"conversion_id": "999999999"}}
+event["rawPath"] = "/api/goals-conversions/999999999"
 
 class LambdaContext:
     function_name = "GetConversionFunction"
@@ -154,7 +156,7 @@ except socket.timeout:
     pass
 print(json.dumps({{"status": response["statusCode"], "names": names}}))
 """
-    env = dict(os.environ)
+    env = {**os.environ, **tables}
     env.update(
         LAMBDA_TASK_ROOT=str(tmp_path),
         POWERTOOLS_TRACE_DISABLED="false",

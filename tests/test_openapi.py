@@ -20,11 +20,21 @@ def test_document_describes_the_five_operations_with_their_success_statuses():
         for path, operations in document["paths"].items()
         for method, operation in operations.items()
     }
-    assert successes == {
+    expected = {
         ("GET", "/api/goals-conversions"): ["200"],
         ("POST", "/api/goals-conversions"): ["201"],
         ("GET", "/api/goals-conversions/{conversion_id}"): ["200"],
         ("POST", "/api/goals-conversions/{conversion_id}"): ["200"],
         ("DELETE", "/api/goals-conversions/{conversion_id}"): ["204"],
     }
+    # Every path is served with a trailing slash too, and declared so.
+    expected |= {(method, path + "/"): statuses for (method, path), statuses in expected.items()}
+    assert successes == expected
     assert "content" not in document["paths"]["/api/goals-conversions/{conversion_id}"]["delete"]["responses"]["204"]
+
+
+def test_operations_have_the_ids_a_generated_client_names_its_functions_by():
+    document = json.loads(COMMITTED.read_text())
+    ids = {operation["operationId"] for operations in document["paths"].values() for operation in operations.values()}
+    canonical = {"listConversions", "getConversion", "createConversion", "updateConversion", "deleteConversion"}
+    assert ids == canonical | {f"{name}WithSlash" for name in canonical}

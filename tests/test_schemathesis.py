@@ -64,7 +64,8 @@ CONFIG = SchemathesisConfig.from_dict(
     }
 )
 
-schema = schemathesis.openapi.from_dict(build_document(TEMPLATE), config=CONFIG)
+# The paths with a trailing slash are the same operations: fuzzing them again proves nothing more.
+schema = schemathesis.openapi.from_dict(build_document(TEMPLATE), config=CONFIG).exclude(path_regex=r"/$")
 
 _cases: dict[str, int] = {}
 _statuses: dict[int, int] = {}

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from conftest import TEMPLATE, Tenant, api_event, invoke, new_id
+from conftest import TEMPLATE, Tenant, api_event, invoke, new_id, services_for, services_of, with_conversions
 from conversions_core.auth import hash_api_key
-from conversions_core.errors import Problem, ServiceUnavailableError
+from conversions_core.errors import DatabaseBusyError
 from functions.create_conversion import app as create_app
 from functions.delete_conversion import app as delete_app
 from functions.get_conversion import app as get_app
@@ -73,11 +74,10 @@ def test_no_api_key_or_key_hash_is_ever_logged(captured_logs, make_tenant, monke
     call(get_app, api_event("get_conversion", headers={"Authorization": "Bearer not-a-key"}, conversion_id=1))
     for _ in range(2):
         call(get_app, api_event("get_conversion", headers=limited.auth, conversion_id=conversion_id))
-    with monkeypatch.context() as patch:
-        # A failure nobody foresaw (500) and a database that stays busy (503).
-        patch.setattr(get_app.endpoint.load().services.repository.conversions, "get", _explode)
+    # A failure nobody foresaw (500) and a database that stays busy (503).
+    with services_for(get_app, with_conversions(get_app, SimpleNamespace(get=_explode))):
         call(get_app, api_event("get_conversion", headers=auth, conversion_id=conversion_id))
-        patch.setattr(delete_app.endpoint.load().services.repository.conversions, "delete", _busy)
+    with services_for(delete_app, with_conversions(delete_app, SimpleNamespace(delete=_busy))):
         call(delete_app, api_event("delete_conversion", headers=auth, conversion_id=conversion_id))
     call(delete_app, api_event("delete_conversion", headers=auth, conversion_id=conversion_id))
     assert {200, 204, 400, 401, 404, 409, 429, 500, 503} <= set(statuses), statuses
@@ -95,7 +95,7 @@ def _explode(*_: Any) -> None:
 
 
 def _busy(*_: Any) -> None:
-    raise ServiceUnavailableError(Problem("The database is busy; retry shortly"), headers={"Retry-After": "1"})
+    raise DatabaseBusyError()
 
 
 # -- tenant isolation ---------------------------------------------------------------------------
@@ -231,34 +231,40 @@ def _resource_name(function: str, resource: Any) -> str:
 
 
 class CallRecorder:
-    """The (resource, IAM action) pairs a client's calls need."""
+    """The (resource, IAM action) pairs a client's calls need, the tables named as in the
+    template (the test module's tables carry a prefix)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
         self.used: set[tuple[str, str]] = set()
 
     def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         if model.name == "TransactWriteItems":
             for item in params["TransactItems"]:
                 ((kind, body),) = item.items()
-                self.used.add((body["TableName"], f"dynamodb:{TRANSACTION_ACTIONS[kind]}"))
+                self._add(body["TableName"], TRANSACTION_ACTIONS[kind])
         elif model.name == "BatchGetItem":
             for table in params["RequestItems"]:
-                self.used.add((table, "dynamodb:BatchGetItem"))
+                self._add(table, "BatchGetItem")
         else:
             table = params["TableName"] + (f"/index/{params['IndexName']}" if params.get("IndexName") else "")
-            self.used.add((table, f"dynamodb:{model.name}"))
+            self._add(table, model.name)
+
+    def _add(self, table: str, action: str) -> None:
+        self.used.add((table.removeprefix(self.prefix), f"dynamodb:{action}"))
 
 
 @pytest.fixture
-def recorders():
+def recorders(tables):
+    prefix = tables["DATA_TABLE_NAME"].removesuffix("DataTable")
     recorders = {}
     for function, module in MODULES.items():
-        recorder = CallRecorder()
-        module.endpoint.load().services.client.meta.events.register("before-parameter-build.dynamodb", recorder)
+        recorder = CallRecorder(prefix)
+        services_of(module).client.meta.events.register("before-parameter-build.dynamodb", recorder)
         recorders[function] = recorder
     yield recorders
     for function, module in MODULES.items():
-        events = module.endpoint.load().services.client.meta.events
+        events = services_of(module).client.meta.events
         events.unregister("before-parameter-build.dynamodb", recorders[function])
 
 

@@ -150,9 +150,8 @@ def test_json_numbers_written_as_floats_or_exponents_are_refused(api):
     tenant = api.tenant
     before = snapshot(boto3.client("dynamodb"), *TABLES)
     for text in (f"{tenant.goal_id}.0", f"{tenant.goal_id}e0", f"{tenant.goal_id}.0e0", "1E0"):
-        event = api_event("create_conversion", headers=tenant.auth, raw_body=f'{{"goal_id": {text}}}')
-        event = {**event, "headers": {**event["headers"], "Content-Type": "application/json"}}
-        event["multiValueHeaders"] = {n: [v] for n, v in event["headers"].items()}
+        body = f'{{"goal_id": {text}}}'
+        event = api_event("create_conversion", headers=tenant.auth, raw_body=body, content_type="application/json")
         result = invoke(api.handlers["create_conversion"], event)
         assert_refused(api, result, 400, "goal_id", before)
 
@@ -228,10 +227,8 @@ def test_links_never_echo_an_unchecked_host_or_scheme(api):
 
 
 def with_header_twice(event: dict, name: str, first: str, second: str) -> dict:
-    event["multiValueHeaders"] = {n: v for n, v in event["multiValueHeaders"].items() if n.lower() != name.lower()}
-    event["multiValueHeaders"][name] = [first, second]
-    event["headers"] = {n: v for n, v in event["headers"].items() if n.lower() != name.lower()}
-    event["headers"][name] = second
+    """The event of a request that sent the header twice: API Gateway joins them with a comma."""
+    event["headers"][name.lower()] = f"{first},{second}"
     return event
 
 
@@ -248,25 +245,26 @@ def test_a_header_sent_twice_is_refused(api, make_tenant):
         event = api_event("create_conversion", headers=tenant.auth, form={"goal_id": tenant.goal_id})
         result = invoke(api.handlers["create_conversion"], with_header_twice(event, name, first, second))
         assert_refused(api, result, 400, name, before)
-        assert result.json["errors"][0]["title"] == f"{name} was sent more than once"
+        assert result.json["errors"][0]["title"].startswith(f"{name} was sent more than once")
 
 
 def test_idempotency_key_errors_state_the_rule_under_one_name(api):
     tenant = api.tenant
     before = snapshot(boto3.client("dynamodb"), *TABLES)
+    rule = "Idempotency-Key must be 1 to 255 visible ASCII characters other than a comma"
     for bad in ("", "a" * 256, "with space", "caf\u00e9"):
         event = api_event("create_conversion", headers={**tenant.auth, "Idempotency-Key": bad}, form={"goal_id": 1})
         result = invoke(api.handlers["create_conversion"], event)
         assert_refused(api, result, 400, "Idempotency-Key", before)
-        assert result.json["errors"][0]["title"] == "Idempotency-Key must be 1 to 255 visible ASCII characters"
+        assert result.json["errors"][0]["title"] == rule
 
 
 def test_a_duplicated_list_parameter_says_it_was_sent_more_than_once(api):
     tenant = api.tenant
     for name, value in (("goal_id", str(tenant.goal_id)), ("order_type", "ASC"), ("page", "1")):
         event = api_event("list_conversions", headers=tenant.auth, query={})
-        event["queryStringParameters"] = {name: value}
-        event["multiValueQueryStringParameters"] = {name: [value, value]}
+        event["queryStringParameters"] = {name: f"{value},{value}"}  # as API Gateway joins them
+        event["rawQueryString"] = f"{name}={value}&{name}={value}"
         result = invoke(api.handlers["list_conversions"], event)
         assert result.status == 400
         assert result.json["errors"] == [

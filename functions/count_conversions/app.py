@@ -5,21 +5,25 @@ from typing import Any
 from conversions_core.observability import count_records, logger
 from conversions_core.repository.counting import Counter
 from conversions_core.repository.dynamo import Table
+from conversions_core.services import dynamodb_client
 from conversions_core.settings import Settings
-from conversions_core.wiring import dynamodb_client
 
 settings = Settings.from_env()
 counter = Counter(Table(dynamodb_client(settings.dynamodb_timeout_seconds), settings.data_table_name))
 
 
-@logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def count_batch(event: dict[str, Any], counter: Counter) -> dict[str, Any]:
+    """Apply a batch; a partial batch response names the record to resume from."""
     outcome = counter.apply(event.get("Records") or [])
     count_records(applied=outcome.applied, repeated=outcome.skipped, failed=bool(outcome.failed_sequence))
     if outcome.failed_sequence:
         logger.warning(
-            "Counting stopped at a record; the stream will deliver it again",
-            extra={"sequence": outcome.failed_sequence},
+            "Counting stopped at a record; the stream delivers it again", extra={"sequence": outcome.failed_sequence}
         )
         return {"batchItemFailures": [{"itemIdentifier": outcome.failed_sequence}]}
     return {"batchItemFailures": []}
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return count_batch(event, counter)

@@ -1,15 +1,51 @@
-"""POST /api/goals-conversions: the Lambda entry point.
+"""POST /api/goals-conversions: record a conversion (multipart, urlencoded or JSON body)."""
 
-The endpoint (route, validation, DynamoDB client) is in endpoint.py, imported on the first
-request so that a cold start imports only this (see conversions_core.deferred).
-"""
+from typing import Annotated, Any
 
-from typing import Any
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
-from conversions_core.deferred import DeferredEndpoint
+from conversions_core.http import CurrentUser, entry_point, new_app
+from conversions_core.idempotency import IdempotencyKey
+from conversions_core.models import PARAMETER_RULES, Conversion, ConversionBody, ConversionCreate
+from conversions_core.observability import CONVERSIONS_CREATED, count
+from conversions_core.services import Services
 
-endpoint = DeferredEndpoint(__name__, __file__)
+services = Services.from_env()
+app = new_app(PARAMETER_RULES)
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return endpoint.handle(event, context)
+def get_services() -> Services:
+    return services
+
+
+@app.post(
+    "/api/goals-conversions",
+    summary="Record a conversion",
+    operation_id="createConversion",
+    tags=["Conversions"],
+    status_code=201,
+    response_description="The recorded conversion",
+)
+def create_conversion(
+    body: Annotated[ConversionCreate, Body()],
+    user: CurrentUser,
+    services: Annotated[Services, Depends(get_services)],
+    idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
+) -> ConversionBody:
+    fields = body.model_dump()
+
+    def create(sent: dict[str, Any]) -> dict[str, Any]:
+        refs = {name: value for name, value in sent.items() if name != "goal_id"}
+        created = services.repository.conversions.create(user, sent["goal_id"], refs)
+        count(CONVERSIONS_CREATED)  # here, not per response: an idempotent replay creates nothing
+        return created.model_dump()
+
+    if idempotency_key is None:
+        return ConversionBody(data=Conversion.model_validate(create(fields)))
+    services.once.register_lambda_context(app.lambda_context)
+    first = services.once.run(create, user.user_id, idempotency_key, fields)
+    return ConversionBody(data=Conversion.model_validate(first))
+
+
+lambda_handler = entry_point(app, get_services)

@@ -1,15 +1,37 @@
-"""DELETE /api/goals-conversions/{conversion_id}: the Lambda entry point.
+"""DELETE /api/goals-conversions/{conversion_id}: delete a conversion (204, no body)."""
 
-The endpoint (route, validation, DynamoDB client) is in endpoint.py, imported on the first
-request so that a cold start imports only this (see conversions_core.deferred).
-"""
+from typing import Annotated
 
-from typing import Any
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.depends import Depends
 
-from conversions_core.deferred import DeferredEndpoint
+from conversions_core.http import CurrentUser, entry_point, new_app
+from conversions_core.models import PARAMETER_RULES, ConversionIdPath
+from conversions_core.observability import CONVERSIONS_DELETED, count
+from conversions_core.services import Services
 
-endpoint = DeferredEndpoint(__name__, __file__)
+services = Services.from_env()
+app = new_app(PARAMETER_RULES)
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return endpoint.handle(event, context)
+def get_services() -> Services:
+    return services
+
+
+@app.delete(
+    "/api/goals-conversions/<conversion_id>",
+    summary="Delete a conversion",
+    operation_id="deleteConversion",
+    tags=["Conversions"],
+    status_code=204,
+    responses={204: {"description": "Deleted; no body"}},
+)
+def delete_conversion(
+    conversion_id: ConversionIdPath, user: CurrentUser, services: Annotated[Services, Depends(get_services)]
+):
+    services.repository.conversions.delete(user, conversion_id)
+    count(CONVERSIONS_DELETED)
+    return Response(204, None, "")
+
+
+lambda_handler = entry_point(app, get_services)

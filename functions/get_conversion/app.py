@@ -1,15 +1,32 @@
-"""GET /api/goals-conversions/{conversion_id}: the Lambda entry point.
+"""GET /api/goals-conversions/{conversion_id}: one of the caller's conversions."""
 
-The endpoint (route, validation, DynamoDB client) is in endpoint.py, imported on the first
-request so that a cold start imports only this (see conversions_core.deferred).
-"""
+from typing import Annotated
 
-from typing import Any
+from aws_lambda_powertools.event_handler.depends import Depends
 
-from conversions_core.deferred import DeferredEndpoint
+from conversions_core.http import CurrentUser, entry_point, new_app
+from conversions_core.models import PARAMETER_RULES, ConversionBody, ConversionIdPath
+from conversions_core.services import Services
 
-endpoint = DeferredEndpoint(__name__, __file__)
+services = Services.from_env()
+app = new_app(PARAMETER_RULES)
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return endpoint.handle(event, context)
+def get_services() -> Services:
+    return services
+
+
+@app.get(
+    "/api/goals-conversions/<conversion_id>",
+    summary="Get one conversion",
+    operation_id="getConversion",
+    tags=["Conversions"],
+    response_description="The conversion",
+)
+def get_conversion(
+    conversion_id: ConversionIdPath, user: CurrentUser, services: Annotated[Services, Depends(get_services)]
+) -> ConversionBody:
+    return ConversionBody(data=services.repository.conversions.get(user, conversion_id))
+
+
+lambda_handler = entry_point(app, get_services)

@@ -1,15 +1,71 @@
-"""GET /api/goals-conversions: the Lambda entry point.
+"""GET /api/goals-conversions: a page of the caller's conversions, with filters, order and links."""
 
-The endpoint (route, validation, DynamoDB client) is in endpoint.py, imported on the first
-request so that a cold start imports only this (see conversions_core.deferred).
-"""
+from typing import Annotated
 
-from typing import Any
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from conversions_core.deferred import DeferredEndpoint
+from conversions_core.errors import invalid
+from conversions_core.http import CurrentUser, entry_point, list_response, new_app
+from conversions_core.models import (
+    LIST_PARAMETERS,
+    PARAMETER_RULES,
+    ConversionListBody,
+    DatetimeField,
+    ListRequest,
+    OrderBy,
+    OrderType,
+)
+from conversions_core.services import Services
+from conversions_core.values import PageNumber, QueryDatetime, QueryId, ResultsPerPage
 
-endpoint = DeferredEndpoint(__name__, __file__)
+services = Services.from_env()
+app = new_app(PARAMETER_RULES)
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return endpoint.handle(event, context)
+def get_services() -> Services:
+    return services
+
+
+@app.get(
+    "/api/goals-conversions",
+    summary="List conversions",
+    operation_id="listConversions",
+    tags=["Conversions"],
+    responses={
+        200: {"description": "A page of conversions", "content": {"application/json": {"model": ConversionListBody}}}
+    },
+)
+def list_conversions(
+    user: CurrentUser,
+    services: Annotated[Services, Depends(get_services)],
+    goal_id: Annotated[QueryId | None, Query()] = None,
+    website_id: Annotated[QueryId | None, Query()] = None,
+    datetime_field: Annotated[DatetimeField | None, Query()] = None,
+    datetime_start: Annotated[QueryDatetime | None, Query()] = None,
+    datetime_end: Annotated[QueryDatetime | None, Query()] = None,
+    order_by: Annotated[OrderBy, Query()] = "conversion_id",
+    order_type: Annotated[OrderType, Query()] = "DESC",
+    page: Annotated[PageNumber, Query()] = 1,
+    results_per_page: Annotated[ResultsPerPage, Query()] = 25,
+):
+    # order_by needs no branch: ids grow with datetime, so both orders are the same sort key.
+    if datetime_start and datetime_end and datetime_start > datetime_end:
+        raise invalid("datetime_start", "datetime_start must not be after datetime_end")
+    request = ListRequest(
+        goal_id, website_id, datetime_start, datetime_end, order_type == "ASC", page, results_per_page
+    )
+    found = services.repository.conversions.list(user, request)
+    return list_response(
+        app,
+        ConversionListBody,
+        found.conversions,
+        found.total,
+        page,
+        results_per_page,
+        LIST_PARAMETERS,
+        services.settings.public_base_url,
+    )
+
+
+lambda_handler = entry_point(app, get_services)

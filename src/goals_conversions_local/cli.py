@@ -23,8 +23,8 @@ def _data_table() -> str:
 
 
 def _client() -> Any:
+    from conversions_core.services import dynamodb_client
     from conversions_core.settings import Settings
-    from conversions_core.wiring import dynamodb_client
 
     return dynamodb_client(Settings.from_env().dynamodb_timeout_seconds)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conversions_core.models import MAX_ID
+from conversions_core.values import MAX_ID
 from goals_conversions_local.runtime import Functions
 from goals_conversions_local.template import Template
 
@@ -61,6 +61,7 @@ def build_document(template: Template | None = None, functions: Functions | None
     _exact_numbers(document)
     _optional_parameters(document)
     _request_bodies(document)
+    _trailing_slash_paths(document)
     return document
 
 
@@ -155,6 +156,19 @@ def _form_schema(schema: dict[str, Any]) -> dict[str, Any]:
             field = {**field, "anyOf": variants}
         properties[name] = field
     return {**schema, "properties": properties, "additionalProperties": {"type": "string"}}
+
+
+def _trailing_slash_paths(document: dict[str, Any]) -> None:
+    """Every path is served with a trailing slash too (a route of its own in the template):
+    declared as a path of its own, each operation's id suffixed with `WithSlash`."""
+    paths = document.get("paths", {})
+    for path, operations in list(paths.items()):
+        if path.endswith("/"):
+            continue
+        paths[path + "/"] = {
+            method: {**operation, "operationId": operation["operationId"] + "WithSlash"}
+            for method, operation in operations.items()
+        }
 
 
 def render(document: dict[str, Any]) -> str:

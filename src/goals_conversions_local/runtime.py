@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from conversions_core.deferred import load_module
 from goals_conversions_local.template import FunctionSpec, Template
 
 # Powertools keeps the current event on the resolver class, so handlers must not overlap in
@@ -50,18 +52,12 @@ class Functions:
         self._modules: dict[str, ModuleType] = {}
 
     def module(self, spec: FunctionSpec) -> ModuleType:
-        """The function's endpoint module (its resolver and services), loaded once from its CodeUri.
-
-        Lambda imports the handler module at a cold start and the endpoint on the first request;
-        here both are loaded at once, like a warm container, so that they read the environment
-        as it is now.
-        """
+        """The function's handler module, loaded once from its CodeUri (as Lambda's init does),
+        with the environment as it is now."""
         if spec.name not in self._modules:
             module_name = spec.handler.rsplit(".", 1)[0]
             path = spec.code_dir / f"{module_name}.py"
-            handler_module = load_module(f"local_{spec.short_name}_{module_name}", path)
-            endpoint = getattr(handler_module, "endpoint", None)
-            self._modules[spec.name] = endpoint.load() if endpoint is not None else handler_module
+            self._modules[spec.name] = load_module(f"local_{spec.short_name}_{module_name}", path)
         return self._modules[spec.name]
 
     def handler(self, spec: FunctionSpec) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -72,3 +68,13 @@ class Functions:
         handler = self.handler(spec)
         with _invoke_lock:
             return handler(event, context)
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """Execute the Python file at `path` as module `name` (a fresh module each time)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

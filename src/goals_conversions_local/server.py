@@ -1,4 +1,4 @@
-"""The local API Gateway: HTTP requests become REST API (v1) proxy events for the handlers."""
+"""The local API Gateway: HTTP requests become HTTP API events (payload 2.0) for the handlers."""
 
 from __future__ import annotations
 
@@ -18,12 +18,15 @@ from goals_conversions_local.runtime import Functions
 from goals_conversions_local.template import FunctionSpec, Route, Template
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-STAGE = "local"
 
 
 class RouteTable:
+    """The template's routes, the most specific first (a literal segment before a parameter),
+    as an HTTP API chooses among the routes a path matches."""
+
     def __init__(self, functions: list[FunctionSpec]):
-        self.entries = [(route, route.pattern(), spec) for spec in functions for route in spec.routes]
+        entries = [(route, route.pattern(), spec) for spec in functions for route in spec.routes]
+        self.entries = sorted(entries, key=lambda entry: entry[0].parameters)
 
     def match(self, method: str, path: str) -> tuple[Route, FunctionSpec, dict[str, str]] | None | str:
         """(route, function, path parameters); 'method' when only the method is wrong; None."""
@@ -49,46 +52,62 @@ def build_event(
     path_parameters: dict[str, str],
     source_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """A proxy event as API Gateway's REST API sends it (multipart bodies base64-encoded)."""
+    """An event as API Gateway's HTTP API sends it (payload format 2.0): header names lower-cased
+    and a repeated header joined with commas, as are repeated query parameters; cookies apart;
+    binary bodies (multipart) base64-encoded."""
     parts = urlsplit(raw_path)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    multi_query: dict[str, list[str]] = {}
-    for name, value in query:
-        multi_query.setdefault(name, []).append(value)
-    multi_headers: dict[str, list[str]] = {"X-Forwarded-Proto": ["http"]}
+    joined: dict[str, str] = {"x-forwarded-proto": "http"}
+    cookies: list[str] = []
     for name, value in headers:
-        multi_headers.setdefault(name, []).append(value)
-    content_type = next((v for n, v in headers if n.lower() == "content-type"), "")
-    text, is_base64 = _event_body(body, content_type)
-    host = next((v for n, v in headers if n.lower() == "host"), "127.0.0.1")
+        name = name.lower()
+        if name == "cookie":
+            cookies += [c.strip() for c in value.split(";") if c.strip()]
+        elif name == "x-forwarded-proto":
+            joined[name] = value
+        else:
+            joined[name] = f"{joined[name]},{value}" if name in joined else value
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    text, is_base64 = _event_body(body, joined.get("content-type", ""))
+    host = joined.get("host", "127.0.0.1")
     request_id = str(uuid.uuid4())
-    return {
-        "resource": route.path,
-        "path": parts.path,
-        "httpMethod": method,
-        "headers": {n: v[-1] for n, v in multi_headers.items()},
-        "multiValueHeaders": multi_headers,
-        "queryStringParameters": {n: v[-1] for n, v in multi_query.items()} or None,
-        "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": path_parameters or None,
-        "stageVariables": None,
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": f"{route.method} {route.path}",
+        "rawPath": parts.path,
+        "rawQueryString": parts.query,
+        "headers": joined,
         "requestContext": {
-            "resourcePath": route.path,
-            "httpMethod": method,
-            "path": parts.path,
-            "stage": STAGE,
-            "requestId": request_id,
-            "extendedRequestId": request_id,
-            "requestTimeEpoch": int(time.time() * 1000),
             "accountId": "123456789012",
             "apiId": "local",
             "domainName": host,
-            "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": source_ip},
+            "domainPrefix": host.split(".")[0],
+            "http": {
+                "method": method,
+                "path": parts.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": joined.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": f"{route.method} {route.path}",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
         },
-        "body": text,
         "isBase64Encoded": is_base64,
     }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    if text is not None:
+        event["body"] = text
+    return event
 
 
 def _event_body(body: bytes, content_type: str) -> tuple[str | None, bool]:

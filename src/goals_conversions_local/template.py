@@ -40,8 +40,14 @@ class Route:
     path: str  # as in the template, e.g. /api/goals-conversions/{conversion_id}
 
     def pattern(self) -> re.Pattern[str]:
-        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path.rstrip("/")))
-        return re.compile(f"^{regex}/?$")
+        """The paths the route takes, as an HTTP API matches them: exactly, a trailing slash
+        included or not as declared, a {parameter} being one segment."""
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
+        return re.compile(f"^{regex}$")
+
+    @property
+    def parameters(self) -> int:
+        return self.path.count("{")
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,7 @@ class Template:
             routes = [
                 Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"])
                 for event in props.get("Events", {}).values()
-                if event["Type"] == "Api"
+                if event["Type"] == "HttpApi"
             ]
             resolved = {name: self._resolve(value) for name, value in env.items()}
             streams = [

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
-from conversions_core.errors import Problem, RateLimitedError, UnauthorizedError
+from conversions_core.errors import RateLimitedError, UnauthorizedError
 from conversions_core.models import User
 from conversions_core.repository.accounts import Accounts
 from conversions_core.repository.ratelimit import RateLimitCounter
@@ -22,9 +23,17 @@ def bearer_key(authorization: str | None) -> str | None:
         return None  # CR, LF, NUL and other control characters have no place in a header value
     scheme, _, key = authorization.strip().partition(" ")
     key = key.strip()
-    if scheme.lower() != "bearer" or not key or any(c.isspace() for c in key):
-        return None
+    if scheme.lower() != "bearer" or not key or any(c.isspace() or c == "," for c in key):
+        return None  # a comma: two Authorization headers, which API Gateway joins with one
     return key
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A rate-limited caller's limit a minute, and what is left of it after this request."""
+
+    limit: int
+    remaining: int
 
 
 class Gate:
@@ -44,16 +53,12 @@ class Gate:
             raise UnauthorizedError()
         return user
 
-    def count_request(self, user: User) -> dict[str, str]:
-        """The X-RateLimit headers for this request; RateLimitedError past the limit."""
+    def count_request(self, user: User) -> Quota | None:
+        """Count the request; its quota (None for an unlimited user), RateLimitedError past it."""
         limit = self._default_limit if user.rate_limit_per_minute is None else user.rate_limit_per_minute
         if limit == 0:
-            return {}
+            return None
         used, reset = self._counter.hit(user.api_key_hash)
-        headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(0, limit - used))}
         if used > limit:
-            raise RateLimitedError(
-                Problem(f"Rate limit of {limit} requests a minute exceeded; retry in {reset} s"),
-                headers={**headers, "X-RateLimit-Reset": str(reset), "Retry-After": str(reset)},
-            )
-        return headers
+            raise RateLimitedError(limit, reset)
+        return Quota(limit, limit - used)

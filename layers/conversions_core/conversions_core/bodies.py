@@ -13,16 +13,12 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from conversions_core.errors import ApiError, Problem, UnsupportedMediaTypeError, invalid
-from conversions_core.models import BODY_SOURCE, TEXT_SOURCE
+from conversions_core.errors import PayloadTooLargeError, Problem, UnsupportedMediaTypeError, invalid
+from conversions_core.values import BODY_SOURCE, TEXT_SOURCE
 
 MAX_BODY_BYTES = 1_048_576
 MAX_JSON_DEPTH = 32
 SUPPORTED = ("multipart/form-data", "application/x-www-form-urlencoded", "application/json")
-
-
-class PayloadTooLargeError(ApiError):
-    status = 413
 
 
 def parse_body(content_type: str | None, body: str | None, is_base64: bool) -> dict[str, Any]:

@@ -1,46 +1,76 @@
-"""The one place where requests are authenticated and errors become HTTP responses."""
+"""The HTTP edge of every function (API Gateway HTTP API, payload 2.0): the resolver, the entry
+point that authenticates and rate-limits before routing, and the one place errors become
+responses."""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import parse_qsl
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.depends import DependencyResolutionError, Depends
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
 
-from conversions_core.auth import Gate
+from conversions_core.auth import Quota
 from conversions_core.bodies import parse_body
-from conversions_core.errors import ApiError, InvalidRequestError, NotFoundError, Problem, UnauthorizedError, invalid
+from conversions_core.errors import (
+    ConflictError,
+    DatabaseBusyError,
+    DomainError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    Problem,
+    RateLimitedError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+    invalid,
+)
 from conversions_core.links import PageLinks, base_url
-from conversions_core.models import Page, User, int_to_digits, rule_for
+from conversions_core.models import User
 from conversions_core.observability import logger, observe
+from conversions_core.values import ListBody
 
-__all__ = ["handle", "logger", "new_resolver"]
+if TYPE_CHECKING:
+    from conversions_core.services import Services
+
+__all__ = ["CurrentUser", "entry_point", "error_response", "list_response", "new_app"]
 
 JSON = "application/json"
-_HEADER_NAMES = {"idempotency-key": "Idempotency-Key"}
-LIST_PARAMETERS = (
-    "goal_id",
-    "website_id",
-    "datetime_field",
-    "datetime_start",
-    "datetime_end",
-    "order_by",
-    "order_type",
-    "results_per_page",
+_STATUSES: tuple[tuple[type[DomainError], int], ...] = (
+    (InvalidInputError, 400),
+    (UnauthorizedError, 401),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (PayloadTooLargeError, 413),
+    (UnsupportedMediaTypeError, 415),
+    (RateLimitedError, 429),
+    (DatabaseBusyError, 503),
 )
+_HEADER_NAMES = {"idempotency-key": "Idempotency-Key"}  # Powertools reports header names lower-cased
+_REPEATABLE_ONCE = ("Content-Type", "Idempotency-Key")
+_STAGE_PREFIX = re.compile(r"(?:/[A-Za-z0-9_-]+)?")
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, JSON, json.dumps(body, separators=(",", ":")), headers=headers)
+class HttpApiResolver(APIGatewayHttpResolver):
+    """Powertools' HTTP API resolver, answering a path with or without its trailing slash (the
+    template routes both to the function)."""
+
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "^{}$") -> Any:
+        return ApiGatewayResolver._compile_regex(rule, "^{}/*$")
 
 
-def error_response(error: ApiError) -> Response:
-    return json_response(error.status, _errors_body(error.status, error.problems), error.headers)
+# -- errors -----------------------------------------------------------------------------------
 
 
-def _errors_body(status: int, problems: list[Problem]) -> dict[str, Any]:
+def errors_body(status: int, problems: list[Problem]) -> dict[str, Any]:
     errors = []
     for problem in problems:
         entry: dict[str, Any] = {"title": problem.title, "status": status}
@@ -50,8 +80,31 @@ def _errors_body(status: int, problems: list[Problem]) -> dict[str, Any]:
     return {"errors": errors}
 
 
-def validation_error(error: RequestValidationError) -> ApiError:
-    """Powertools' validation errors, as the contract's 400 (one entry per parameter)."""
+def error_response(error: DomainError) -> Response:
+    """The contract's error response for a domain error: its status, body and headers."""
+    status = next(status for kind, status in _STATUSES if isinstance(error, kind))
+    headers = {}
+    if isinstance(error, UnauthorizedError):
+        headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(error, RateLimitedError):
+        headers = {**quota_headers(Quota(error.limit, 0)), "X-RateLimit-Reset": str(error.reset_seconds)}
+        headers["Retry-After"] = str(error.reset_seconds)
+    elif isinstance(error, DatabaseBusyError):
+        headers["Retry-After"] = "1"
+    elif isinstance(error, ConflictError) and error.retry_after:
+        headers["Retry-After"] = str(error.retry_after)
+    return Response(status, JSON, json.dumps(errors_body(status, error.problems), separators=(",", ":")), headers)
+
+
+def _unexpected() -> Response:
+    logger.exception("Unhandled error")
+    return Response(500, JSON, json.dumps(errors_body(500, [Problem("Internal server error")])))
+
+
+def validation_error(error: RequestValidationError, rules: dict[str, str], repeated: set[str]) -> DomainError:
+    """Powertools' validation errors, as the contract's 400 (one entry per parameter, titled by
+    `rules` or by the validator that refused it); a path parameter that is not valid names no
+    record: 404."""
     problems: dict[str, Problem] = {}
     for detail in error.errors():
         location, *rest = detail["loc"]
@@ -60,90 +113,118 @@ def validation_error(error: RequestValidationError) -> ApiError:
             return NotFoundError(Problem("Conversion not found"))
         if name is None:
             problems.setdefault("", Problem("The body must be an object of fields"))
+            continue
+        if location == "header":
+            name = _HEADER_NAMES.get(name.lower(), name)
+        if location == "query" and name in repeated:
+            title = f"{name} was sent more than once"
+        elif detail["type"] == "contract":
+            title = detail["msg"]
+        elif detail["type"] == "missing":
+            title = f"{name} is required"
         else:
-            if location == "header":  # Powertools reports header names lower-cased
-                name = _HEADER_NAMES.get(name.lower(), name)
-            title = rule_for(location, name, detail["type"], detail.get("input"))
-            problems.setdefault(name, Problem(title, name))
-    return InvalidRequestError(*problems.values())
+            title = rules.get(name, f"{name} is not valid")
+        problems.setdefault(name, Problem(title, name))
+    return InvalidInputError(*problems.values())
 
 
-def new_resolver() -> APIGatewayRestResolver:
-    """A REST API resolver with validation on and the contract's error format."""
-    app = APIGatewayRestResolver(enable_validation=True)
-    register_error_handlers(app)
-    return app
+def new_app(rules: dict[str, str]) -> HttpApiResolver:
+    """A resolver with validation on and every error in the contract's format; `rules` titles
+    the 400 for each parameter."""
+    app = HttpApiResolver(enable_validation=True)
 
-
-def register_error_handlers(app: APIGatewayRestResolver) -> None:
-    @app.exception_handler(ApiError)
-    def _api_error(error: ApiError) -> Response:
+    @app.exception_handler(DomainError)
+    def _domain(error: DomainError) -> Response:
         return error_response(error)
+
+    @app.exception_handler(DependencyResolutionError)
+    def _dependency(error: DependencyResolutionError) -> Response:
+        cause = error.__cause__
+        return error_response(cause) if isinstance(cause, DomainError) else _unexpected()
 
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response:
-        return error_response(validation_error(error))
+        repeated = _repeated_query_names(app.current_event.raw_event)
+        return error_response(validation_error(error, rules, repeated))
 
     @app.not_found
     def _no_route(_: Exception) -> Response:
         return error_response(NotFoundError(Problem("No such endpoint")))
 
     @app.exception_handler(Exception)
-    def _unexpected(error: Exception) -> Response:
-        logger.exception("Unhandled error")
-        return json_response(500, _errors_body(500, [Problem("Internal server error")]))
+    def _unexpected_error(_: Exception) -> Response:
+        return _unexpected()
+
+    return app
 
 
-def current_user(app: APIGatewayRestResolver) -> User:
-    return app.context["user"]
+# -- the request around the route --------------------------------------------------------------
+
+_user: ContextVar[User] = ContextVar("user")
 
 
-def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: Any, gate: Gate) -> dict[str, Any]:
-    """Authenticate, rate-limit, normalise the body, then let the resolver route the request.
+def current_user() -> User:
+    """The authenticated caller of the request being handled."""
+    return _user.get()
 
-    Traced as one subsegment, and its outcome counted in metrics (see observability).
-    """
-    with observe(f"{event.get('httpMethod')} {event.get('resource')}") as outcome:
-        response = _handle(app, event, context, gate)
-        outcome["status"] = response.get("statusCode")
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def entry_point(app: HttpApiResolver, services: Callable[[], Services]) -> Callable[[dict[str, Any], Any], Any]:
+    """A function's Lambda handler: authenticate, count against the rate limit, read the body,
+    then route. `services` is the function's dependency for its clients (tests replace it with
+    app.dependency_overrides, as for the routes)."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        chosen = app.dependency_overrides.get(services, services)()
+        with observe(event.get("routeKey", "")) as outcome:
+            response = _handle(app, chosen, event, context)
+            outcome["status"] = response.get("statusCode")
+        return response
+
+    return lambda_handler
+
+
+def _handle(app: HttpApiResolver, services: Services, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    quota: Quota | None = None
+    token = None
+    try:
+        headers = event.get("headers") or {}  # names lower-cased, repeated headers joined by commas
+        user = services.gate.authenticate(headers.get("authorization"))
+        quota = services.gate.count_request(user)
+        for name in _REPEATABLE_ONCE:
+            if _sent_more_than_once(headers.get(name.lower())):
+                raise invalid(name, f"{name} was sent more than once (API Gateway joins repeated headers with commas)")
+        if event.get("requestContext", {}).get("http", {}).get("method") == "POST":
+            _normalise_body(event, headers.get("content-type"))
+        token = _user.set(user)
+        response = app.resolve(event, context)
+    except DomainError as error:
+        response = _proxy(error_response(error))
+    except Exception:
+        response = _proxy(_unexpected())
+    finally:
+        if token is not None:
+            _user.reset(token)
+    if quota is not None:
+        response.setdefault("headers", {}).update(quota_headers(quota))
     return response
 
 
-def _handle(app: APIGatewayRestResolver, event: dict[str, Any], context: Any, gate: Gate) -> dict[str, Any]:
-    rate_headers: dict[str, str] = {}
-    try:
-        headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
-        sent_twice = _headers_sent_more_than_once(event)
-        if "authorization" in sent_twice:
-            raise UnauthorizedError()
-        user = gate.authenticate(headers.get("authorization"))
-        rate_headers = gate.count_request(user)
-        for name in ("Content-Type", "Idempotency-Key"):
-            if name.lower() in sent_twice:
-                raise invalid(name, f"{name} was sent more than once")
-        if event.get("httpMethod") == "POST":
-            _normalise_body(event, headers.get("content-type"))
-        app.append_context(user=user)
-        response = app.resolve(event, context)
-    except ApiError as error:
-        response = _proxy_response(error.status, _errors_body(error.status, error.problems), error.headers)
-    except Exception:
-        logger.exception("Unhandled error")
-        response = _proxy_response(500, _errors_body(500, [Problem("Internal server error")]), {})
-    finally:
-        app.clear_context()
-    return _with_headers(response, rate_headers)
+def quota_headers(quota: Quota) -> dict[str, str]:
+    return {"X-RateLimit-Limit": str(quota.limit), "X-RateLimit-Remaining": str(quota.remaining)}
 
 
-def _headers_sent_more_than_once(event: dict[str, Any]) -> set[str]:
-    """Lower-cased names of the headers that came more than once (in one spelling or several)."""
-    counts: dict[str, int] = {}
-    for name, values in (event.get("multiValueHeaders") or {}).items():
-        counts[name.lower()] = counts.get(name.lower(), 0) + len(values or [])
-    single: dict[str, int] = {}
-    for name in event.get("headers") or {}:
-        single[name.lower()] = single.get(name.lower(), 0) + 1
-    return {name for name in counts.keys() | single.keys() if max(counts.get(name, 0), single.get(name, 0)) > 1}
+def _sent_more_than_once(value: str | None) -> bool:
+    """API Gateway joins repeated headers with a comma; neither header holds one (outside quotes)."""
+    return value is not None and "," in re.sub(r'"[^"]*"', "", value)
+
+
+def _repeated_query_names(event: dict[str, Any]) -> set[str]:
+    names = [name for name, _ in parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True)]
+    return {name for name in names if names.count(name) > 1}
 
 
 def _normalise_body(event: dict[str, Any], content_type: str | None) -> None:
@@ -151,79 +232,56 @@ def _normalise_body(event: dict[str, Any], content_type: str | None) -> None:
     fields = parse_body(content_type, event.get("body"), bool(event.get("isBase64Encoded")))
     event["body"] = json.dumps(fields)
     event["isBase64Encoded"] = False
-    for name in [n for n in event.get("headers") or {} if n.lower() == "content-type"]:
-        del event["headers"][name]
-    for name in [n for n in event.get("multiValueHeaders") or {} if n.lower() == "content-type"]:
-        del event["multiValueHeaders"][name]
-    event.setdefault("headers", {})
-    event["headers"] = {**(event["headers"] or {}), "Content-Type": JSON}
-    if event.get("multiValueHeaders") is not None:
-        event["multiValueHeaders"]["Content-Type"] = [JSON]
+    event["headers"] = {**(event.get("headers") or {}), "content-type": JSON}
 
 
-def _proxy_response(status: int, body: Any, headers: dict[str, str]) -> dict[str, Any]:
+def _proxy(response: Response) -> dict[str, Any]:
+    """A response built outside the resolver, as the resolver builds one for payload 2.0."""
     return {
-        "statusCode": status,
-        "multiValueHeaders": {"Content-Type": [JSON], **{k: [v] for k, v in headers.items()}},
-        "body": json.dumps(body, separators=(",", ":")),
+        "statusCode": response.status_code,
+        "headers": {"Content-Type": JSON, **{k: str(v) for k, v in response.headers.items()}},
+        "body": response.body,
         "isBase64Encoded": False,
     }
 
 
-def _with_headers(response: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-    if headers:
-        multi = response.setdefault("multiValueHeaders", {})
-        for name, value in headers.items():
-            multi[name] = [value]
-    return response
+# -- lists -------------------------------------------------------------------------------------
 
 
-def documented(status: int, description: str, model: type | None = None) -> dict[int, Any]:
-    """A route's success response for the OpenAPI document (errors are added by the generator)."""
-    response: dict[str, Any] = {"description": description}
-    if model is not None:
-        response["content"] = {JSON: {"model": model}}
-    return {status: response}
-
-
-def ok(data: Any, status: int = 200) -> Response:
-    return json_response(status, {"data": data})
-
-
-def no_content() -> Response:
-    return Response(204, None, "")
-
-
-def list_response(app: APIGatewayRestResolver, page: Page, number: int, per_page: int, base: str | None) -> Response:
-    """The list endpoint's body: data, meta and links that page through the same query."""
-    query = app.current_event.query_string_parameters or {}
-    kept = {name: query[name] for name in LIST_PARAMETERS if name in query}
-    links = PageLinks(_endpoint_url(app, base), kept, number, per_page, page.total)
-    meta = {"page": number, "results_per_page": per_page, "total": page.total, "total_pages": links.total_pages}
-    body = {"data": [c.model_dump() for c in page.conversions], "meta": meta, "links": links.as_dict()}
-    return Response(200, JSON, _dumps_with_any_page(body, number))
-
-
-def _dumps_with_any_page(body: dict[str, Any], number: int) -> str:
-    """JSON of a list body whose meta.page may be too long for json.dumps (over 4,300 digits)."""
-    digits = int_to_digits(number)
-    if len(digits) < 4000:
-        return json.dumps(body, separators=(",", ":"))
-    placeholder = "\x00page\x00"
-    text = json.dumps({**body, "meta": {**body["meta"], "page": placeholder}}, separators=(",", ":"))
-    return text.replace(json.dumps(placeholder), digits, 1)
-
-
-def _endpoint_url(app: APIGatewayRestResolver, public_base_url: str | None) -> str:
+def list_response(
+    app: HttpApiResolver,
+    body: type[ListBody],
+    data: list[Any],
+    total: int,
+    number: int,
+    per_page: int,
+    kept: tuple[str, ...],
+    public_base_url: str | None,
+) -> Response:
+    """A list's body (`body` model): data, meta, and links that page through the same query,
+    keeping the list parameters (`kept`) the request sent."""
     event = app.current_event
-    headers = {name.lower(): value for name, value in (event.headers or {}).items()}
-    called = ((event.raw_event.get("requestContext") or {}).get("path") or event.path).rstrip("/")
-    own = event.path.rstrip("/")
-    prefix = called[: len(called) - len(own)] if own and called.endswith(own) else ""
+    query = event.query_string_parameters or {}
+    links = PageLinks(
+        _endpoint_url(event.raw_event, public_base_url),
+        {name: query[name] for name in kept if name in query},
+        number,
+        per_page,
+        total,
+    )
+    meta = {"page": number, "results_per_page": per_page, "total": total, "total_pages": links.total_pages}
+    return Response(200, JSON, body.render(data, meta, links.as_dict()))
+
+
+def _endpoint_url(event: dict[str, Any], public_base_url: str | None) -> str:
+    """This endpoint's absolute URL (without query): see conversions_core.links."""
+    headers = event.get("headers") or {}
+    path = event.get("rawPath") or "/"
+    route_path = (event.get("routeKey") or " /").split(" ", 1)[1]
+    own = "/" + "/".join(route_path.strip("/").split("/")[:2])  # /api/<resource>
+    prefix = path[: path.find(own)] if own in path else ""
     if not _STAGE_PREFIX.fullmatch(prefix):
         prefix = ""
-    scheme, host = headers.get("x-forwarded-proto"), headers.get("host")
-    return base_url(public_base_url, scheme, host, event.request_context.domain_name, prefix) + "/api/goals-conversions"
-
-
-_STAGE_PREFIX = re.compile(r"(?:/[A-Za-z0-9_-]+)?")
+    domain = (event.get("requestContext") or {}).get("domainName")
+    url = base_url(public_base_url, headers.get("x-forwarded-proto"), headers.get("host"), domain, prefix)
+    return url + own

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
 from conversions_core.auth import hash_api_key
-from conversions_core.models import DATETIME_FORMAT, Conversion, PositiveId
+from conversions_core.models import Conversion
 from conversions_core.repository import Repository, ids
 from conversions_core.rules import REFERENCE_KINDS, reference_violations
+from conversions_core.values import DATETIME_FORMAT, PositiveId
 
 
 class SeedError(Exception):

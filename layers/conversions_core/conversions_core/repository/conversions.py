@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from conversions_core.errors import ConflictError, Problem, invalid, invalid_many, not_found, not_found_many
-from conversions_core.models import DATETIME_FORMAT, REFERENCE_FIELDS, Conversion, ListRequest, Page, User
+from conversions_core.models import REFERENCE_FIELDS, Conversion, ListRequest, Page, User
 from conversions_core.repository import ids
 from conversions_core.repository.accounts import Accounts
 from conversions_core.repository.dynamo import Cancelled, Table, retry_on_conflict, to_dynamo
@@ -27,6 +27,7 @@ from conversions_core.repository.keys import (
 )
 from conversions_core.repository.listing import Listing
 from conversions_core.rules import NOT_FOUND, Violation, reference_violations
+from conversions_core.values import DATETIME_FORMAT
 
 _ID_DRAWS = 5
 
@@ -59,7 +60,7 @@ class Conversions:
 
     def list(self, user: User, request: ListRequest) -> Page:
         """A page of the user's conversions matching the filters, and how many match."""
-        scope = self._scope(user, request)
+        scope = self.scope_for(user, request.goal_id, request.website_id)
         if scope is None:
             return Page([], 0)
         skip, wanted = (request.page - 1) * request.results_per_page, request.results_per_page
@@ -67,16 +68,19 @@ class Conversions:
         items, total = self.listing.page(user.user_id, scope, low, high, request.ascending, skip, wanted)
         return Page([conversion_from_item(i) for i in items], total)
 
-    def _scope(self, user: User, request: ListRequest) -> Scope | None:
-        if request.goal_id is not None:
-            goal = self.accounts.owned(user, "GOAL", request.goal_id)
-            if goal is None or request.website_id not in (None, goal["website_id"]):
+    def scope_for(self, user: User, goal_id: int | None, website_id: int | None) -> Scope | None:
+        """The conversions the filters name (goal and website combine with AND), or None when
+        they name no conversion of the user's (another user's goal or website, or a goal of
+        another website)."""
+        if goal_id is not None:
+            goal = self.accounts.owned(user, "GOAL", goal_id)
+            if goal is None or website_id not in (None, goal["website_id"]):
                 return None
-            return Scope("GOAL", request.goal_id)
-        if request.website_id is not None:
-            if self.accounts.owned(user, "WEBSITE", request.website_id) is None:
+            return Scope("GOAL", goal_id)
+        if website_id is not None:
+            if self.accounts.owned(user, "WEBSITE", website_id) is None:
                 return None
-            return Scope("WEBSITE", request.website_id)
+            return Scope("WEBSITE", website_id)
         return Scope("USER", user.user_id)
 
     # -- writes ---------------------------------------------------------------------------------

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from conversions_core.errors import ApiError
-from conversions_core.models import DATETIME_FORMAT
+from conversions_core.errors import DomainError
 from conversions_core.repository import buckets
 from conversions_core.repository.dynamo import Cancelled, Table, from_dynamo, to_dynamo
 from conversions_core.repository.keys import (
@@ -34,6 +33,7 @@ from conversions_core.repository.keys import (
     ledger_key,
     listed_key,
 )
+from conversions_core.values import DATETIME_FORMAT
 
 MAX_TRANSACTION_ITEMS = 100
 MAX_EVENTS_PER_LEDGER = 100  # keeps a ledger's condition under DynamoDB's 4 KB expression limit
@@ -111,7 +111,7 @@ class Counter:
             for chunk in _chunks(changes):
                 try:
                     applied = self._apply_chunk(user_id, chunk)
-                except (Cancelled, ApiError):  # a conflict that outlasted the retries, or throttling
+                except (Cancelled, DomainError):  # a conflict that outlasted the retries, or throttling
                     failed.append(chunk[0].sequence)
                     break  # this user's later records wait for the retry, in order
                 outcome.applied += applied

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from conversions_core.errors import Problem, ServiceUnavailableError
+from conversions_core.errors import DatabaseBusyError
 
 T = TypeVar("T")
 _UNAVAILABLE_CODES = {
@@ -75,8 +75,8 @@ def call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
         raise unavailable() from error
 
 
-def unavailable() -> ServiceUnavailableError:
-    return ServiceUnavailableError(Problem("The database is busy; retry shortly"), headers={"Retry-After": "1"})
+def unavailable() -> DatabaseBusyError:
+    return DatabaseBusyError()
 
 
 def retry_on_conflict(attempt: Callable[[], T], attempts: int = WRITE_ATTEMPTS) -> T:

@@ -1,0 +1,53 @@
+"""The clients and repositories a function uses, built once per Lambda container."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from conversions_core.auth import Gate
+from conversions_core.idempotency import OnceOnly
+from conversions_core.repository import Repository
+from conversions_core.repository.dynamo import Table
+from conversions_core.repository.ratelimit import RateLimitCounter
+from conversions_core.settings import Settings
+
+RETRIES = 4  # botocore's standard mode: 1 + 4 attempts, with backoff, on throttling, 5xx and timeouts
+
+
+def dynamodb_client(timeout_seconds: float = 3) -> Any:
+    """A DynamoDB client whose retries back off on throttling, 5xx and timeouts (the repository
+    turns what outlasts them into a 503)."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": RETRIES},
+        connect_timeout=timeout_seconds,
+        read_timeout=timeout_seconds,
+    )
+    return boto3.client("dynamodb", config=config)
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    client: Any
+    repository: Repository
+    gate: Gate
+
+    @classmethod
+    def from_env(cls, settings: Settings | None = None, client: Any = None) -> Services:
+        settings = settings or Settings.from_env()
+        client = client or dynamodb_client(settings.dynamodb_timeout_seconds)
+        repository = Repository.build(client, settings.data_table_name, retention_days=settings.retention_days)
+        counter = RateLimitCounter(Table(client, settings.rate_limit_table_name))
+        return cls(
+            settings, client, repository, Gate(repository.accounts, counter, settings.default_rate_limit_per_minute)
+        )
+
+    @cached_property
+    def once(self) -> OnceOnly:
+        """Idempotent creates (only the create function uses it)."""
+        return OnceOnly(self.client, self.settings.idempotency_table_name)
