@@ -42,10 +42,13 @@ run: install
 	$(BIN)/goals-conversions serve --host $(HOST) --port $(PORT) --seed seeds/demo.json
 
 # Two pytest workers (xdist), a test module each at a time: the machines have two cores.
+# Schemathesis makes a test of each operation at collection, which xdist's workers cannot share:
+# its suite (marked `serial`) runs after, in one process.
 WORKERS ?= 2
 
 test: install lint check browser
-	$(BIN)/pytest -n $(WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/pytest -m serial
 
 # The template lints, validates and builds for its runtime and architecture, offline, without Docker.
 check: tools
@@ -57,10 +60,12 @@ check: tools
 build: tools
 	$(SAM) build --cached --parallel --build-dir $(BUILD_DIR)
 
-# Items read per request at 1k/10k/100k conversions (ours vs naive), handler import times, layer size.
+# Items read per list and statistics request at 1k/10k/100k conversions (ours vs naive), write units
+# per write and per counted conversion, cold starts against a bare handler, layer size: bench/results/.
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/writes.py
 	$(BIN)/python bench/imports.py
 	$(BIN)/python bench/layer.py
 
@@ -72,7 +77,8 @@ lint: install
 openapi: install
 	$(BIN)/goals-conversions openapi --output docs/openapi.json
 
-# Warm durations and DynamoDB calls per request: the figures behind the README's cost table.
+# Warm durations, DynamoDB calls and units per request, priced per million at 128-1024 MB:
+# bench/results/cost.md.
 cost: install
 	$(BIN)/python bench/cost.py
 

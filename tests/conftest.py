@@ -63,13 +63,14 @@ def settle() -> None:
 def counting_pump(table_name: str) -> StreamPump:
     """A stream pump for a table of a test's own, feeding the counting function's handler code
     (functions/count_conversions) with a counter on that table."""
+    from conversions_core.repository.cascade import Cascade
     from conversions_core.repository.counting import Counter
     from conversions_core.repository.dynamo import Table
     from functions.count_conversions.app import count_batch
 
-    counter = Counter(Table(boto3.client("dynamodb"), table_name))
+    table = Table(boto3.client("dynamodb"), table_name)
     pump = StreamPump(TEMPLATE, table_name=table_name, embedded=True)
-    pump.invoke = lambda event: count_batch(event, counter)
+    pump.invoke = lambda event: count_batch(event, Counter(table), Cascade(table))
     return pump
 
 

@@ -41,8 +41,9 @@ def audit(repository: Repository, client: Any, table: str, tenant: Any) -> dict[
     fields, and every total (user, each website, each goal) equal to the items stored.
     Returns the number of conversions per scope."""
     items = scan(client, table)
-    by_id = {i["id"]: i for i in items if "version" in i and i.get("user_id") == tenant.user_id}
-    listed = [i for i in items if "user_pk" in i and i.get("user_id") == tenant.user_id]
+    mine = [i for i in items if i.get("user_id") == tenant.user_id]
+    by_id = {i["id"]: i for i in mine if i["pk"].startswith("CONVERSION#")}
+    listed = [i for i in mine if i["pk"].endswith("#CONVERSIONS")]
     listed_ids = [i["id"] for i in listed]
     assert len(listed_ids) == len(set(listed_ids)), "a conversion is listed twice"
     assert set(listed_ids) == set(by_id), "listed items and by-id items differ (orphans)"

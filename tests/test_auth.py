@@ -35,7 +35,10 @@ def test_requests_without_a_valid_bearer_key_are_401(tenant, handler, event, ext
     result = invoke(handler, api_event(event, headers=headers, **extra))
     assert result.status == 401
     assert result.headers["content-type"] == "application/json"
-    assert result.json == {"errors": [{"title": result.json["errors"][0]["title"], "status": 401}]}
+    assert result.json == {
+        "errors": [{"title": "A valid API key is required: send 'Authorization: Bearer <api_key>'", "status": 401}]
+    }
+    assert result.headers["www-authenticate"] == "Bearer"
     assert "x-ratelimit-limit" not in result.headers
 
 

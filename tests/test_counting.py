@@ -85,7 +85,7 @@ def user(repository: Repository, tenant: Tenant):
 
 def assert_range_totals(repository: Repository, client: Any, tenant: Tenant) -> None:
     """Totals over ranges cut inside minutes, hours and days equal the conversions stored."""
-    stored = [i for i in scan(client, TABLE) if "version" in i and i["user_id"] == tenant.user_id]
+    stored = [i for i in scan(client, TABLE) if i["pk"].startswith("CONVERSION#") and i["user_id"] == tenant.user_id]
     stamps = sorted(datetime.strptime(i["datetime"], "%Y-%m-%d %H:%M:%S") for i in stored)
     if not stamps:
         return
@@ -177,9 +177,11 @@ def test_ttl_deletions_leave_lists_and_counts(client, tenant):
         keeping_a_day.conversions.create(user(repository, tenant), tenant.goal_id, {})
     for _ in range(2):
         repository.conversions.create(user(repository, tenant), tenant.goal_id, {})
+    old = (days_ago - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    load_seed(keeping_a_day, {"conversions": [{"id": import_id(old), "goal_id": tenant.goal_id, "datetime": old}]})
     pump.drain()
-    assert audit(repository, client, TABLE, tenant)["user"] == 5
-    assert expire_items(TABLE) >= 3
+    assert audit(repository, client, TABLE, tenant)["user"] == 6
+    assert expire_items(TABLE) >= 4  # the three created and the one imported three days ago
     pump.drain()
     assert audit(repository, client, TABLE, tenant)["user"] == 2  # the listed items went too
     listed = repository.conversions.list(user(repository, tenant), ListRequest(results_per_page=10))

@@ -239,25 +239,29 @@ def test_totals_stay_exact_through_create_update_and_delete(repository):
     for data in (first, second, third):
         record(data)
     bounds = bounds_around(sorted({first["datetime"], third["datetime"]}))
+    # After each write every filter over a day, an hour and a minute cut at the conversions;
+    # every bound after the first writes and the last.
+    some = [bounds[0], *bounds[2:4]]
     assert_totals(tenant, conversions, bounds)
 
     record(update(tenant, first["id"], session_id=tenant.session_id))  # references only
-    assert_totals(tenant, conversions, bounds)
+    assert_totals(tenant, conversions, some)
 
     record(update(tenant, first["id"], goal_id=tenant.second_goal_id))  # another goal, same website
-    assert_totals(tenant, conversions, bounds)
+    assert_totals(tenant, conversions, some)
 
     # another website: its references must go
     moved = update(tenant, third["id"], goal_id=tenant.lightweight_goal_id, visitor_id="", session_id="", event_id="")
     assert moved["website_id"] == tenant.lightweight_website_id
     record(moved)
-    assert_totals(tenant, conversions, bounds)
+    assert_totals(tenant, conversions, some)
 
     record(update(tenant, third["id"], goal_id=tenant.goal_id))  # and back
-    assert_totals(tenant, conversions, bounds)
+    assert_totals(tenant, conversions, some)
 
     for data in (second, third):
         deleted = invoke(delete_app, api_event("delete_conversion", headers=tenant.auth, conversion_id=data["id"]))
         assert deleted.status == 204
         conversions[:] = [c for c in conversions if c["id"] != data["id"]]
-        assert_totals(tenant, conversions, bounds)
+        assert_totals(tenant, conversions, some)
+    assert_totals(tenant, conversions, bounds)

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from conftest import api_event, invoke, load_event
+from conftest import ROOT, api_event, invoke, load_event
+from conversions_core.seed import load_seed
 from functions.create_conversion import app as create_app
 from functions.get_conversion import app as get_app
 from functions.list_conversions import app as list_app
@@ -25,17 +26,20 @@ def multipart(fields, boundary="XyZ123"):
     return ("".join(parts) + f"--{boundary}--\r\n").encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def test_the_event_file_creates_with_a_base64_multipart_body(tenant):
+def test_the_event_file_creates_a_conversion_as_it_is(repository):
+    """events/create_conversion.json, unchanged: the demo key, a base64 multipart body."""
+    load_seed(repository, json.loads((ROOT / "seeds" / "demo.json").read_text()))
     event = load_event("create_conversion")
     assert event["isBase64Encoded"] is True
-    body, content_type = multipart({"goal_id": tenant.goal_id, "visitor_id": tenant.visitor_id})
-    result = create(tenant, raw_body=body, content_type=content_type)
-    assert result.status == 201
+    result = invoke(create_app, event)
+    assert result.status == 201, result
     data = result.json["data"]
-    assert data["goal_id"] == tenant.goal_id
-    assert data["website_id"] == tenant.website_id
-    assert data["user_id"] == tenant.user_id
-    assert data["visitor_id"] == tenant.visitor_id
+    assert {k: data[k] for k in ("goal_id", "website_id", "user_id", "visitor_id")} == {
+        "goal_id": 1,
+        "website_id": 1,
+        "user_id": 1,
+        "visitor_id": 1,
+    }
     assert data["session_id"] is None and data["event_id"] is None
     assert len(data["datetime"]) == 19
 

@@ -107,6 +107,12 @@ EXPECTED_STATUS = {
     "create_conversion": 201,
     "update_conversion": 200,
     "delete_conversion": 204,
+    "conversion_statistics": 200,
+    "list_goals": 200,
+    "get_goal": 200,
+    "create_goal": 201,
+    "update_goal": 200,
+    "delete_goal": 204,
 }
 
 

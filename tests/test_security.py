@@ -5,19 +5,34 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import boto3
 import pytest
 
 from conftest import TEMPLATE, Tenant, api_event, invoke, new_id, services_for, services_of, with_conversions
 from conversions_core.auth import hash_api_key
 from conversions_core.errors import DatabaseBusyError
+from conversions_core.repository import Repository, cascade
+from conversions_core.repository.cascade import Cascade
+from conversions_core.repository.counting import Counter
+from conversions_core.repository.dynamo import Table
+from functions.conversion_statistics import app as statistics_app
+from functions.count_conversions.app import count_batch
 from functions.create_conversion import app as create_app
+from functions.create_goal import app as create_goal_app
 from functions.delete_conversion import app as delete_app
+from functions.delete_goal import app as delete_goal_app
 from functions.get_conversion import app as get_app
+from functions.get_goal import app as get_goal_app
 from functions.list_conversions import app as list_app
+from functions.list_goals import app as list_goals_app
 from functions.update_conversion import app as update_app
+from functions.update_goal import app as update_goal_app
+from goals_conversions_local.embedded import expire_items
+from goals_conversions_local.streams import StreamPump
 
 MODULES = {
     "ListConversionsFunction": list_app,
@@ -25,6 +40,12 @@ MODULES = {
     "CreateConversionFunction": create_app,
     "UpdateConversionFunction": update_app,
     "DeleteConversionFunction": delete_app,
+    "ConversionStatisticsFunction": statistics_app,
+    "ListGoalsFunction": list_goals_app,
+    "GetGoalFunction": get_goal_app,
+    "CreateGoalFunction": create_goal_app,
+    "UpdateGoalFunction": update_goal_app,
+    "DeleteGoalFunction": delete_goal_app,
 }
 
 
@@ -182,6 +203,13 @@ def test_idempotency_keys_are_scoped_to_the_user(make_tenant):
     assert second.json["data"]["user_id"] == b.user_id != first.json["data"]["user_id"]
 
 
+def _goal_event(name: str, tenant: Tenant, goal_id: int, **kwargs: Any) -> dict[str, Any]:
+    event = api_event(name, headers=tenant.auth, **kwargs)
+    event["pathParameters"] = {"goal_id": str(goal_id)}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/api/goals/{goal_id}"
+    return event
+
+
 def _update(tenant: Tenant, conversion_id: int, body: dict[str, Any]) -> dict[str, Any]:
     return api_event("update_conversion", headers=tenant.auth, conversion_id=conversion_id, json_body=body)
 
@@ -198,6 +226,9 @@ TRANSACTION_ACTIONS = {
 # when a refused put did not return the existing record (ReturnValuesOnConditionCheckFailure).
 MAY_BE_UNUSED = {("CreateConversionFunction", "IdempotencyTable", "dynamodb:GetItem")}
 TABLE_NAMES = {name: name for name in TEMPLATE.tables()}
+# The counting function may also send a batch that keeps failing to its on-failure queue (Lambda
+# does, with the function's role): not a DynamoDB call, so not recorded.
+QUEUES = {"CountingFailuresQueue"}
 
 
 def granted(function: str) -> set[tuple[str, str]]:
@@ -221,7 +252,7 @@ def _resource_name(function: str, resource: Any) -> str:
     assert resource != "*" and isinstance(resource, dict), f"{function}: resource {resource!r}"
     if "Fn::GetAtt" in resource:
         name, attribute = resource["Fn::GetAtt"]
-        assert attribute == "Arn" and name in TABLE_NAMES, f"{function}: {resource}"
+        assert attribute == "Arn" and name in TABLE_NAMES.keys() | QUEUES, f"{function}: {resource}"
         return name
     text = resource["Fn::Sub"]
     assert text.startswith("${") and "*" not in text, f"{function}: {resource}"
@@ -243,9 +274,9 @@ class CallRecorder:
             for item in params["TransactItems"]:
                 ((kind, body),) = item.items()
                 self._add(body["TableName"], TRANSACTION_ACTIONS[kind])
-        elif model.name == "BatchGetItem":
+        elif model.name in ("BatchGetItem", "BatchWriteItem"):
             for table in params["RequestItems"]:
-                self._add(table, "BatchGetItem")
+                self._add(table, model.name)
         else:
             table = params["TableName"] + (f"/index/{params['IndexName']}" if params.get("IndexName") else "")
             self._add(table, model.name)
@@ -300,6 +331,28 @@ def test_each_function_is_granted_exactly_the_calls_it_makes(recorders, make_ten
         assert invoke(list_app, api_event("list_conversions", headers=auth, query=query)).status == 200
     assert invoke(get_app, api_event("get_conversion", headers=auth, conversion_id=conversion_id)).status == 200
     assert invoke(delete_app, api_event("delete_conversion", headers=auth, conversion_id=conversion_id)).status == 204
+    # Statistics with a filter: the key and the website (GetItem), a run of days (Query), the hours
+    # and quarter-hours around Kolkata's midnights (BatchGetItem).
+    statistics = {
+        "website_id": tenant.website_id,
+        "datetime_start": "2026-06-01 00:00:00",
+        "datetime_end": "2026-06-30 23:59:59",
+        "timezone": "Asia/Kolkata",
+    }
+    assert invoke(statistics_app, api_event("conversion_statistics", headers=auth, query=statistics)).status == 200
+    # Months of Kolkata: each boundary's hours and quarter-hours a month apart (BatchGetItem).
+    months = {"datetime_start": "2025-01-01 00:00:00", "datetime_end": "2026-12-31 23:59:59", "interval": "month"}
+    query = {**months, "timezone": "Asia/Kolkata"}
+    assert invoke(statistics_app, api_event("conversion_statistics", headers=auth, query=query)).status == 200
+    # Goals: created (website and key checked), listed, read, moved to another website with a
+    # new key (the key item moves), deleted.
+    body = {"website_id": tenant.website_id, "type": "custom", "name": "IAM", "key": "iam"}
+    goal = invoke(create_goal_app, api_event("create_goal", headers=auth, json_body=body)).json["data"]
+    assert invoke(list_goals_app, api_event("list_goals", headers=auth, query={})).status == 200
+    assert invoke(get_goal_app, _goal_event("get_goal", tenant, goal["id"])).status == 200
+    change = {"website_id": tenant.lightweight_website_id, "key": "iam-2"}
+    assert invoke(update_goal_app, _goal_event("update_goal", tenant, goal["id"], json_body=change)).status == 200
+    assert invoke(delete_goal_app, _goal_event("delete_goal", tenant, goal["id"])).status == 204
 
     for function, recorder in recorders.items():
         allowed = granted(function)
@@ -321,3 +374,41 @@ def test_tables_holding_data_are_retained_and_recoverable():
     assert data["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     for disposable in ("RateLimitTable", "IdempotencyTable"):
         assert "TimeToLiveSpecification" in TEMPLATE.resources[disposable]["Properties"]
+
+
+def test_the_counting_function_is_granted_exactly_the_calls_it_makes(tables, make_tenant, monkeypatch):
+    """The stream's consumer, through its handler code on a recorded client: counts (a retried
+    batch reads the ledger), a TTL deletion, a goal moved over two invocations (a JOB# item), a
+    goal deleted, and a conversion created as its goal went away."""
+    name = tables["DATA_TABLE_NAME"]
+    client = boto3.client("dynamodb")
+    recorder = CallRecorder(name.removesuffix("DataTable"))
+    client.meta.events.register("before-parameter-build.dynamodb", recorder)
+    table = Table(client, name)
+    monkeypatch.setattr(cascade, "PAGE", 2)
+    monkeypatch.setattr(cascade, "PAGES_PER_INVOCATION", 1)
+    batches: list[dict[str, Any]] = []
+    pump = StreamPump(TEMPLATE, table_name=name, embedded=True)
+    pump.invoke = lambda event: batches.append(event) or count_batch(event, Counter(table), Cascade(table))
+
+    tenant = make_tenant()
+    repository = Repository.build(boto3.client("dynamodb"), name)
+    user = repository.accounts.user_by_key_hash(hash_api_key(tenant.api_key))
+    for _ in range(3):
+        repository.conversions.create(user, tenant.goal_id, {})
+    old = Repository.build(
+        boto3.client("dynamodb"), name, clock=lambda: datetime.now(UTC) - timedelta(days=2), retention_days=1
+    )
+    old.conversions.create(user, tenant.second_goal_id, {})
+    pump.drain()
+    count_batch(batches[-1], Counter(table), Cascade(table))  # delivered again
+    assert expire_items(name) >= 1
+    repository.goals.update(user, tenant.goal_id, {"website_id": tenant.lightweight_website_id})
+    pump.drain()
+    repository.goals.delete(user, tenant.goal_id)
+    pump.drain()
+
+    allowed = {(resource, action) for resource, action in granted("CountConversionsFunction") if resource not in QUEUES}
+    assert granted("CountConversionsFunction") - allowed == {("CountingFailuresQueue", "sqs:SendMessage")}
+    assert recorder.used <= allowed, f"calls what it may not: {sorted(recorder.used - allowed)}"
+    assert recorder.used == allowed, f"is granted what it never calls: {sorted(allowed - recorder.used)}"

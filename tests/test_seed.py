@@ -4,23 +4,33 @@ import json
 
 import pytest
 
-from conftest import ROOT, api_event, import_id, invoke, new_id
+from conftest import ROOT, api_event, import_id, invoke, new_id, settle
 from conversions_core.seed import SeedError, load_seed
 from functions.create_conversion import app as create_app
+from functions.get_conversion import app as get_app
 from functions.list_conversions import app as list_app
 
 
-def test_the_demo_seed_is_valid_and_documented_in_the_contract_shape():
-    demo = json.loads((ROOT / "seeds" / "demo.json").read_text())
-    assert demo["users"][0]["api_key"] == "demo-key"
-    assert demo["conversions"][0] == {
-        "id": 1,
-        "goal_id": 1,
-        "visitor_id": 1,
-        "session_id": 1,
-        "event_id": 1,
-        "datetime": "2026-05-17 03:07:56",
+def test_the_demo_seed_loads_and_serves_the_contracts_example(repository):
+    """The demo seed is valid as a whole, and its first conversion is the contract's example."""
+    load_seed(repository, json.loads((ROOT / "seeds" / "demo.json").read_text()))
+    settle()
+    demo = {"Authorization": "Bearer demo-key"}
+    fetched = invoke(get_app, api_event("get_conversion", headers=demo, conversion_id=1))
+    assert fetched.json == {
+        "data": {
+            "id": 1,
+            "goal_id": 1,
+            "website_id": 1,
+            "user_id": 1,
+            "visitor_id": 1,
+            "session_id": 1,
+            "event_id": 1,
+            "datetime": "2026-05-17 03:07:56",
+        }
     }
+    listed = invoke(list_app, api_event("list_conversions", headers=demo, query={"website_id": 1}))
+    assert listed.status == 200 and listed.json["meta"]["total"] > 0
 
 
 def _fresh_ids(count):

@@ -34,7 +34,10 @@ def load_seed_file(path: Path, client: Any = None) -> dict[str, int]:
     from conversions_core.seed import load_seed
 
     data = json.loads(Path(path).read_text())
-    return load_seed(Repository.build(client or _client(), _data_table()), data)
+    from conversions_core.settings import Settings
+
+    retention = Settings.from_env().retention_days  # imported conversions expire as created ones do
+    return load_seed(Repository.build(client or _client(), _data_table(), retention_days=retention), data)
 
 
 def prepare(seed: Path | None) -> tuple[Template, Functions, StreamPump]:

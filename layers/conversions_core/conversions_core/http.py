@@ -109,8 +109,8 @@ def validation_error(error: RequestValidationError, rules: dict[str, str], repea
     for detail in error.errors():
         location, *rest = detail["loc"]
         name = rest[0] if rest and isinstance(rest[0], str) else None
-        if location == "path":
-            return NotFoundError(Problem("Conversion not found"))
+        if location == "path":  # e.g. conversion_id: "Conversion not found"
+            return NotFoundError(Problem(f"{(name or 'record').removesuffix('_id').capitalize()} not found"))
         if name is None:
             problems.setdefault("", Problem("The body must be an object of fields"))
             continue

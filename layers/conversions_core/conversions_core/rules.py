@@ -55,5 +55,5 @@ def reference_violations(
 
 
 def goal_is_usable(goal: dict[str, Any] | None, user_id: int) -> bool:
-    """A goal a user can record conversions of (or list): theirs, and not being deleted."""
-    return goal is not None and goal.get("user_id") == user_id and not goal.get("deleted")
+    """A goal a user can list or record conversions of: theirs."""
+    return goal is not None and goal.get("user_id") == user_id

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
 from conversions_core.auth import hash_api_key
+from conversions_core.errors import InvalidInputError
+from conversions_core.goals import NAME_LENGTH, Key, checked_goal
 from conversions_core.models import Conversion
 from conversions_core.repository import Repository, ids
 from conversions_core.rules import REFERENCE_KINDS, reference_violations
@@ -41,12 +43,25 @@ class SeedWebsite(_Record):
 
 
 class SeedGoal(_Record):
+    """A goal; the fields beyond the first seed format's default as the goals API does."""
+
     goal_id: PositiveId
     website_id: PositiveId
-    type: Literal["pageview", "custom"] = "custom"
-    name: str = ""
-    key: str | None = None
+    type: Literal["pageview", "custom", "scroll"] = "custom"
+    name: str = Field(default="", max_length=NAME_LENGTH)
+    key: Key | None = None
     path: str | None = None
+    scroll_percentage: Annotated[int, Strict(), Field(ge=1, le=100)] | None = None
+    is_enabled: Annotated[bool, Strict()] = True
+    datetime: str | None = None
+    last_datetime: str | None = None
+
+    @field_validator("datetime", "last_datetime")
+    @classmethod
+    def _seconds_in_utc(cls, value: str | None) -> str | None:
+        if value is not None:
+            datetime.strptime(value, DATETIME_FORMAT)
+        return value
 
 
 class SeedVisitor(_Record):
@@ -121,6 +136,7 @@ class _Checker:
                 self.known[kind][record_id] = record.model_dump()
         self._check_keys()
         self._check_owners()
+        self._check_goals()
         return self._check_conversions()
 
     def lookup(self, kind: str, entity_id: int | None) -> dict[str, Any] | None:
@@ -137,6 +153,25 @@ class _Checker:
             if user.api_key in seen:
                 self.problems.append(f"users[{index}]: api_key is also the key of user {seen[user.api_key]}")
             seen[user.api_key] = user.user_id
+
+    def _check_goals(self) -> None:
+        """Each goal made whole as the goals API would (a path's /, a generated key, a name),
+        following its type's rules, its key free on its website."""
+        taken: dict[tuple[int, str], int] = {}
+        for index, goal in enumerate(self.seed.goals):
+            fields = self.known["GOAL"][goal.goal_id]
+            fields["name"] = fields["name"] or f"Goal {goal.goal_id}"
+            fields["datetime"] = fields["datetime"] or self.now.strftime(DATETIME_FORMAT)
+            try:
+                fields.update(checked_goal(fields, sent=set()))
+            except InvalidInputError as error:
+                self.problems += [f"goals[{index}]: {problem.title}" for problem in error.problems]
+                continue
+            place = (goal.website_id, fields["key"])
+            owner = taken.get(place) or self.repository.goals.key_owner(*place)
+            if owner not in (None, goal.goal_id):
+                self.problems.append(f"goals[{index}]: key {fields['key']} is the key of goal {owner} on its website")
+            taken[place] = goal.goal_id
 
     def _check_owners(self) -> None:
         for index, website in enumerate(self.seed.websites):
@@ -234,8 +269,8 @@ def load_seed(repository: Repository, data: Any, now: datetime | None = None) ->
         raise SeedError(checker.problems)
     users = [(u.model_dump(exclude={"api_key"}, exclude_none=True), hash_api_key(u.api_key)) for u in seed.users]
     entities = [
-        (kind, record.model_dump())
-        for section, (kind, _) in _KINDS.items()
+        (kind, checker.known[kind][getattr(record, id_field)] if kind == "GOAL" else record.model_dump())
+        for section, (kind, id_field) in _KINDS.items()
         if section != "users"
         for record in getattr(seed, section)
     ]

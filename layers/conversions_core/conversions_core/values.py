@@ -118,10 +118,19 @@ def _one_of_results_per_page(value: int) -> int:
     return value
 
 
-def _is_integer(annotation: Any) -> bool:
-    if annotation is int:
+def _is_a(kind: type, annotation: Any) -> bool:
+    """Whether a field's annotation is `kind`, or `kind | None`, however annotated."""
+    if annotation is kind:
         return True
-    return any(_is_integer(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+    return any(_is_a(kind, arg) for arg in typing.get_args(annotation) if arg is not type(None))
+
+
+_TEXT_BOOLEANS = {"1": True, "true": True, "0": False, "false": False}
+
+
+def text_bool(value: Any) -> Any:
+    """1/true and 0/false, as a form sends a boolean; anything else is left to be refused."""
+    return _TEXT_BOOLEANS.get(value, value) if isinstance(value, str) else value
 
 
 _ID_SCHEMA = {
@@ -189,8 +198,9 @@ QueryDatetime = Annotated[
 
 class RequestBody(BaseModel):
     """A request body. Bodies arrive as one JSON object whatever the client sent, marked with
-    their source: form and multipart fields are text, so their integers are read as digits here
-    and an empty field means null; a JSON body's values are taken as they are."""
+    their source: form and multipart fields are text, so their integers are read as digits and
+    their booleans as 1/0 or true/false here, and an empty field means null; a JSON body's values
+    are taken as they are."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -204,8 +214,14 @@ class RequestBody(BaseModel):
             return fields
         for name, field in cls.model_fields.items():
             value = fields.get(name)
-            if isinstance(value, str) and _is_integer(field.annotation):
-                fields[name] = None if value == "" else text_id(value)
+            if not isinstance(value, str):
+                continue
+            if value == "":
+                fields[name] = None
+            elif _is_a(int, field.annotation):
+                fields[name] = text_id(value)
+            elif _is_a(bool, field.annotation):
+                fields[name] = text_bool(value)
         return fields
 
 

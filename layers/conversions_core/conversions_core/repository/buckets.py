@@ -119,12 +119,26 @@ def signed_cover(low: datetime, high: datetime, level: int = 0, sign: int = 1) -
     start = above if above - low <= low - below else below
     below, above = floor(level, high), ceil(level, high)
     end = below if high - below <= above - high else above
-    if start >= end:
+    if start >= end or (level < FINEST and _finer_is_cheaper(level, low, high, start, end)):
         return signed_cover(low, high, level + 1, sign)
     runs = [Run(level, start, end, sign)]
     runs += signed_cover(low, start, level + 1, sign) if start > low else signed_cover(start, low, level + 1, -sign)
     runs += signed_cover(end, high, level + 1, sign) if end < high else signed_cover(high, end, level + 1, -sign)
     return runs
+
+
+# About how long a unit of each level lasts, to weigh covers against each other.
+_SECONDS = (365 * 86400, 30 * 86400, 86400, 3600, 900, 60)
+
+
+def _finer_is_cheaper(level: int, low: datetime, high: datetime, start: datetime, end: datetime) -> bool:
+    """Whether [low, high) reads fewer buckets one level finer than as whole units from `start`
+    to `end` with the parts outside the range taken away (one day in the middle of a month: not
+    the month less 30 days)."""
+    finer = _SECONDS[level + 1]
+    whole = (end - start).total_seconds() / _SECONDS[level]
+    parts = (abs((start - low).total_seconds()) + abs((end - high).total_seconds())) / finer
+    return (high - low).total_seconds() / finer <= whole + parts
 
 
 def children(level: int, start: datetime) -> Run:

@@ -8,7 +8,7 @@ are kept off the request path, from the table's stream (see counting.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -44,7 +44,7 @@ class Conversions:
         self.accounts = accounts
         self.listing = Listing(table)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._retention = timedelta(days=retention_days) if retention_days else None
+        self._retention_days = retention_days
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -88,6 +88,8 @@ class Conversions:
     def create(self, user: User, goal_id: int, refs: dict[str, int | None]) -> Conversion:
         """Record a conversion of one of the user's goals: two items in one transaction."""
         goal, website, found = self.accounts.goal_with_references(user, goal_id, refs)
+        if not goal.get("is_enabled", True):
+            raise ConflictError(Problem("The goal is disabled: enable it to record its conversions", "goal_id"))
         _refuse(reference_violations(website, refs, found))
         for _ in range(_ID_DRAWS):
             now = self._clock()
@@ -151,11 +153,7 @@ class Conversions:
 
     def _put_item(self, conversion: Conversion, version: int, expected: int | None) -> dict[str, Any]:
         """Put of the item by id, guarded: a new id must be free, a changed item unchanged since read."""
-        expires_at = None
-        if self._retention is not None:
-            created = datetime.strptime(conversion.datetime, DATETIME_FORMAT).replace(tzinfo=UTC)
-            expires_at = int((created + self._retention).timestamp())
-        put = _put(conversion_item(conversion, version, expires_at))
+        put = _put(conversion_item(conversion, version, self._retention_days))
         if expected is None:
             put["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
         else:

@@ -134,6 +134,9 @@ class Table:
     def delete(self, key: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return call(self.client, "delete_item", TableName=self.name, Key=to_dynamo(key), **kwargs)
 
+    def put(self, item: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return call(self.client, "put_item", TableName=self.name, Item=to_dynamo(item), **kwargs)
+
     def transact(self, operations: list[dict[str, Any]], token: str | None = None) -> None:
         """One TransactWriteItems on this table. The same token on a retry lets DynamoDB
         recognise a transaction that did commit (for 10 minutes) instead of applying it twice."""
@@ -144,7 +147,16 @@ class Table:
 
     def batch_write(self, items: list[dict[str, Any]], workers: int = 1) -> None:
         """Put items in batches of 25, `workers` batches at a time, retrying what DynamoDB leaves."""
-        batches = [items[start : start + BATCH_WRITE_SIZE] for start in range(0, len(items), BATCH_WRITE_SIZE)]
+        requests = [{"PutRequest": {"Item": to_dynamo(i)}} for i in items]
+        self._write_all(requests, workers)
+
+    def batch_delete(self, keys: list[dict[str, Any]]) -> None:
+        """Delete items by key in batches of 25 (deleting a missing item is no error)."""
+        self._write_all([{"DeleteRequest": {"Key": to_dynamo(k)}} for k in keys], workers=1)
+
+    def _write_all(self, requests: list[dict[str, Any]], workers: int) -> None:
+        size = BATCH_WRITE_SIZE
+        batches = [requests[start : start + size] for start in range(0, len(requests), size)]
         if workers <= 1 or len(batches) <= 1:
             for batch in batches:
                 self._write_batch(batch)
@@ -154,7 +166,7 @@ class Table:
                 pass
 
     def _write_batch(self, batch: list[dict[str, Any]]) -> None:
-        pending = {self.name: [{"PutRequest": {"Item": to_dynamo(i)}} for i in batch]}
+        pending = {self.name: batch}
         for attempt in range(8):
             response = call(self.client, "batch_write_item", RequestItems=pending)
             pending = response.get("UnprocessedItems") or {}

@@ -14,6 +14,8 @@ from conversions_core.repository.keys import (
     conversion_item,
     conversion_key,
     entity_key,
+    goal_item,
+    goal_key_key,
     listed_item,
     sort_bounds,
 )
@@ -22,8 +24,9 @@ WRITERS = 8
 
 
 class Importer:
-    def __init__(self, table: Table, workers: int = WRITERS):
+    def __init__(self, table: Table, retention_days: int = 0, workers: int = WRITERS):
         self.table = table
+        self.retention_days = retention_days  # imported conversions expire as created ones do
         self.workers = workers
 
     def existing_conversion_ids(self, conversion_ids: list[int]) -> set[int]:
@@ -60,7 +63,16 @@ class Importer:
             items.append({**entity_key("USER", user["user_id"]), **user})
             access = {name: user.get(name) for name in ("user_id", "status", "rate_limit_per_minute")}
             items.append({**api_key_key(key_hash), **access})
-        items += [{**entity_key(kind, fields[f"{kind.lower()}_id"]), **fields} for kind, fields in entities]
+        for kind, fields in entities:
+            if kind == "GOAL":
+                items += [
+                    goal_item(fields),
+                    {**goal_key_key(fields["website_id"], fields["key"]), "goal_id": fields["goal_id"]},
+                ]
+            else:
+                items.append({**entity_key(kind, fields[f"{kind.lower()}_id"]), **fields})
         self.table.batch_write(items, self.workers)
-        conversion_items = [i for c in conversions for i in (conversion_item(c, version=1), listed_item(c))]
+        conversion_items = [
+            item for c in conversions for item in (conversion_item(c, 1, self.retention_days), listed_item(c))
+        ]
         self.table.batch_write(conversion_items, self.workers)

@@ -6,7 +6,10 @@ Data table (`pk`, `sk`; indexes `ByUser` on `user_pk`+`sk` and `ByGoal` on `goal
 |-------------------|------------------------------|---------------------------|-----------------------------|
 | API key (by hash) | APIKEY#<sha256 hex>          | APIKEY                    | user_id, status, limit      |
 | user              | USER#<user_id>               | USER                      |                             |
-| website, goal ... | WEBSITE#<id>, GOAL#<id>, ... | WEBSITE, GOAL, ...        |                             |
+| website, visitor..| WEBSITE#<id>, VISITOR#<id>.. | WEBSITE, VISITOR, ...     |                             |
+| goal              | GOAL#<id>                    | GOAL                      | user_pk (ByUser), version   |
+| goal key          | GOALKEY#<website_id>#<key>   | GOALKEY                   | goal_id (one goal a key)    |
+| background job    | JOB#<goal_id>                | JOB                       | kind, website_id, round     |
 | conversion        | CONVERSION#<id>              | CONVERSION                | version, expires_at         |
 | listed conversion | WEBSITE#<id>#CONVERSIONS     | <datetime>#<id:020>       | user_pk, goal_pk            |
 | count bucket      | COUNT#<user_id>              | YEAR#2026 ... MINUTE#...  | n, w<website_id>, g<goal_id>|
@@ -15,18 +18,24 @@ Data table (`pk`, `sk`; indexes `ByUser` on `user_pk`+`sk` and `ByGoal` on `goal
 The sort key `<datetime>#<id>` orders by datetime then id, which is also id order: ids grow
 with time (see ids.py). A conversion's stream records (its `CONVERSION#` item) feed the count
 buckets; each user's buckets hold the user's total (`n`) and one total per website and goal.
+A goal's stream records (`GOAL#`) start the background jobs that move or delete its
+conversions; a `JOB#` item carries such a job over to the next invocation when it is long.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conversions_core.models import Conversion
+from conversions_core.values import DATETIME_FORMAT
 
 USER_INDEX = "ByUser"
 GOAL_INDEX = "ByGoal"
 CONVERSION_PREFIX = "CONVERSION#"
+GOAL_PREFIX = "GOAL#"
+JOB_PREFIX = "JOB#"
 USER_TOTAL = "n"
 _LOWEST_SORT_KEY = "0000-00-00 00:00:00#"
 _HIGHEST_SORT_KEY = "9999-12-31 23:59:59#~"
@@ -114,13 +123,34 @@ def listed_item(conversion: Conversion) -> dict[str, Any]:
     }
 
 
-def conversion_item(conversion: Conversion, version: int, expires_at: int | None = None) -> dict[str, Any]:
-    """The item get, update and delete read by id; its stream records keep the counts."""
+def conversion_item(conversion: Conversion, version: int, retention_days: int = 0) -> dict[str, Any]:
+    """The item get, update and delete read by id; its stream records keep the counts. With a
+    retention, DynamoDB's TTL deletes it that many days after the conversion's datetime."""
     item = {**conversion_key(conversion.id), **conversion.model_dump(), "version": version}
-    if expires_at is not None:
-        item["expires_at"] = expires_at
+    if retention_days:
+        created = datetime.strptime(conversion.datetime, DATETIME_FORMAT).replace(tzinfo=UTC)
+        item["expires_at"] = int((created + timedelta(days=retention_days)).timestamp())
     return item
 
 
 def conversion_from_item(item: dict[str, Any]) -> Conversion:
     return Conversion.model_validate({name: item.get(name) for name in Conversion.model_fields})
+
+
+def goals_partition(user_id: int) -> str:
+    """The ByUser index partition that holds a user's goals."""
+    return f"USER#{user_id}#GOALS"
+
+
+def goal_item(goal: dict[str, Any]) -> dict[str, Any]:
+    """A goal's item: its fields, and the index key that lists it among its user's goals."""
+    return {**entity_key("GOAL", goal["goal_id"]), **goal, "user_pk": goals_partition(goal["user_id"])}
+
+
+def goal_key_key(website_id: int, key: str) -> dict[str, str]:
+    """The item that holds a goal key on a website: a key is one goal's on its website."""
+    return {"pk": f"GOALKEY#{website_id}#{key}", "sk": "GOALKEY"}
+
+
+def job_key(goal_id: int) -> dict[str, str]:
+    return {"pk": f"{JOB_PREFIX}{goal_id}", "sk": "JOB"}

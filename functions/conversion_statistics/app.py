@@ -1,0 +1,53 @@
+"""GET /api/goals-conversions/statistics: the caller's conversions counted per local interval."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from conversions_core.http import CurrentUser, entry_point, new_app
+from conversions_core.services import Services
+from conversions_core.statistics import (
+    PARAMETER_RULES,
+    Interval,
+    StatisticsBody,
+    TimeZoneName,
+    local_intervals,
+    statistics_body,
+    statistics_request,
+)
+from conversions_core.values import QueryDatetime, QueryId
+
+services = Services.from_env()
+app = new_app(PARAMETER_RULES)
+
+
+def get_services() -> Services:
+    return services
+
+
+@app.get(
+    "/api/goals-conversions/statistics",
+    summary="Conversions per interval",
+    operation_id="conversionStatistics",
+    tags=["Conversions"],
+    response_description="Every interval of the range, in order, zeros included",
+)
+def conversion_statistics(
+    user: CurrentUser,
+    services: Annotated[Services, Depends(get_services)],
+    datetime_start: Annotated[QueryDatetime, Query()],
+    datetime_end: Annotated[QueryDatetime, Query()],
+    goal_id: Annotated[QueryId | None, Query()] = None,
+    website_id: Annotated[QueryId | None, Query()] = None,
+    interval: Annotated[Interval, Query()] = "day",
+    timezone: Annotated[TimeZoneName, Query()] = "UTC",
+) -> StatisticsBody:
+    request = statistics_request(datetime_start, datetime_end, interval, timezone)
+    intervals, end = local_intervals(request)
+    boundaries = [start for _, start in intervals] + [end]
+    counts = services.repository.statistics.counts(user, goal_id, website_id, boundaries)
+    return statistics_body(request, [label for label, _ in intervals], counts)
+
+
+lambda_handler = entry_point(app, get_services)

@@ -1,0 +1,55 @@
+"""GET /api/goals: a page of the caller's goals, with filters, search, order and links."""
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import Field
+
+from conversions_core.goals import (
+    GOAL_LIST_PARAMETERS,
+    GOAL_RULES,
+    GoalListBody,
+    GoalListRequest,
+    GoalOrderBy,
+    GoalType,
+)
+from conversions_core.http import CurrentUser, entry_point, list_response, new_app
+from conversions_core.services import Services
+from conversions_core.values import PageNumber, QueryId, ResultsPerPage
+
+services = Services.from_env()
+app = new_app(GOAL_RULES)
+Search = Annotated[str, Field(max_length=100)]
+
+
+def get_services() -> Services:
+    return services
+
+
+@app.get(
+    "/api/goals",
+    summary="List goals",
+    operation_id="listGoals",
+    tags=["Goals"],
+    responses={200: {"description": "A page of goals", "content": {"application/json": {"model": GoalListBody}}}},
+)
+def list_goals(
+    user: CurrentUser,
+    services: Annotated[Services, Depends(get_services)],
+    website_id: Annotated[QueryId | None, Query()] = None,
+    type: Annotated[GoalType | None, Query()] = None,  # noqa: A002 - the contract's name
+    search: Annotated[Search | None, Query()] = None,
+    order_by: Annotated[GoalOrderBy, Query()] = "goal_id",
+    order_type: Annotated[Literal["ASC", "DESC"], Query()] = "DESC",
+    page: Annotated[PageNumber, Query()] = 1,
+    results_per_page: Annotated[ResultsPerPage, Query()] = 25,
+):
+    request = GoalListRequest(website_id, type, search, order_by, order_type == "ASC", page, results_per_page)
+    goals, total = services.repository.goals.list(user, request)
+    return list_response(
+        app, GoalListBody, goals, total, page, results_per_page, GOAL_LIST_PARAMETERS, services.settings.public_base_url
+    )
+
+
+lambda_handler = entry_point(app, get_services)

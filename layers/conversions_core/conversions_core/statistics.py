@@ -1,0 +1,253 @@
+"""Statistics: the request rules, the local intervals of a range and the response.
+
+Decisions the contract leaves open:
+- The intervals are the local calendar units (hours, days or months of `timezone`) that overlap
+  the range: the first is the unit holding datetime_start, the last the unit holding
+  datetime_end. Each counts the conversions inside both the interval and the range, so the sum
+  of `data` is `meta.total`. An interval is labelled by its calendar start.
+- Boundaries are taken to the minute: seconds in the bounds are dropped (the whole minute of
+  datetime_start and of datetime_end is counted), and a boundary in a zone whose historical
+  offset has seconds (local mean time) is taken down to its UTC minute. So nothing but count
+  buckets is read.
+- Daylight saving: a local day is 23 or 25 hours. For `hour`, a repeated local hour gives two
+  intervals with the same label, in order, and a skipped hour gives none (nor does any interval
+  wholly inside skipped time). A local midnight that does not exist starts the day at the
+  transition (the day keeps its midnight label).
+- A bound in a repeated hour is taken at its first occurrence for datetime_start and at its
+  second for datetime_end, so that the range holds both; a bound in skipped time is the
+  transition.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, WithJsonSchema
+
+from conversions_core.errors import invalid
+from conversions_core.values import contract_error
+
+__all__ = [
+    "MAX_HOURLY_RANGE",
+    "MAX_INTERVALS",
+    "PARAMETER_RULES",
+    "TIMEZONE_RULE",
+    "Interval",
+    "StatisticsBody",
+    "StatisticsRequest",
+    "TimeZoneName",
+    "local_intervals",
+    "statistics_body",
+    "statistics_request",
+    "zone",
+]
+
+Interval = Literal["hour", "day", "month"]
+MAX_HOURLY_RANGE = timedelta(days=366)
+# A day or month range is limited by its number of intervals: an answer of 10,000 stays near
+# half a megabyte, and its buckets are read in a second or two.
+MAX_INTERVALS = 10_000
+TIMEZONE_RULE = "timezone must be an IANA time zone name such as Europe/Paris"
+_DATETIME_RULE = "a datetime as YYYY-MM-DD HH:MM:SS or YYYY-MM-DDTHH:MM[:SS], read in timezone"
+# Titles of the 400 for a value that breaks a parameter's rule.
+PARAMETER_RULES = {
+    "goal_id": "goal_id must be a positive integer",
+    "website_id": "website_id must be a positive integer",
+    "datetime_start": f"datetime_start must be {_DATETIME_RULE}",
+    "datetime_end": f"datetime_end must be {_DATETIME_RULE}",
+    "interval": "interval must be one of hour, day, month",
+    "timezone": TIMEZONE_RULE,
+}
+_MINUTE = timedelta(minutes=1)
+# IANA names: Area/Location in ASCII letters, digits, '_', '-' and '+'. The zoneinfo folder also
+# holds files that are not zones of their own, refused by name.
+_ZONE_NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_+-]{0,30}(?:/[A-Za-z0-9_+-]{1,30}){0,2}"
+_ZONE_NAME = re.compile(_ZONE_NAME_PATTERN)
+_NOT_ZONES = {"localtime", "posixrules", "Factory"}
+_NOT_ZONE_FOLDERS = ("posix/", "right/")
+
+
+# -- the request -----------------------------------------------------------------------------------
+
+
+def zone(name: str) -> ZoneInfo:
+    """The time zone of an IANA name (ValueError if it is not one)."""
+    if not _ZONE_NAME.fullmatch(name) or name in _NOT_ZONES or name.startswith(_NOT_ZONE_FOLDERS):
+        raise ValueError(name)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(name) from None
+
+
+def _zone_name(name: str) -> str:
+    try:
+        zone(name)
+    except ValueError:
+        raise contract_error(TIMEZONE_RULE) from None
+    return name
+
+
+TimeZoneName = Annotated[
+    str,
+    AfterValidator(_zone_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^{_ZONE_NAME_PATTERN}$",
+            "description": "An IANA time zone name (of the time zone database the service runs with)",
+            "examples": ["Europe/Paris", "Asia/Kolkata"],
+        }
+    ),
+]
+
+
+@dataclass(frozen=True)
+class StatisticsRequest:
+    """The validated query of GET /api/goals-conversions/statistics; bounds in local time."""
+
+    start: datetime
+    end: datetime
+    interval: Interval
+    timezone: str
+
+
+def statistics_request(start: datetime, end: datetime, interval: Interval, timezone: str) -> StatisticsRequest:
+    """The request, once the rules between parameters hold (InvalidInputError naming one otherwise).
+    The bounds arrive as the wall times the client wrote, whatever zone they were parsed in."""
+    start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    if start > end:
+        raise invalid("datetime_start", "datetime_start must not be after datetime_end")
+    if interval == "hour" and end - start > MAX_HOURLY_RANGE:
+        raise invalid("datetime_end", "datetime_end must be at most 366 days after datetime_start for hourly intervals")
+    months = (end.year - start.year) * 12 + end.month - start.month + 1
+    if (interval == "day" and (end - start).days >= MAX_INTERVALS) or (interval == "month" and months > MAX_INTERVALS):
+        raise invalid("datetime_end", f"the range may hold at most {MAX_INTERVALS} {interval}s")
+    return StatisticsRequest(start, end, interval, timezone)
+
+
+# -- local intervals -------------------------------------------------------------------------------
+
+
+def local_intervals(request: StatisticsRequest) -> tuple[list[tuple[str, datetime]], datetime]:
+    """The intervals of the range as (local label, UTC start), in order, and the UTC end of the
+    last; UTC instants are naive and on whole minutes, the first start is the range's start."""
+    tz = zone(request.timezone)
+    low = _minute(_utc_start(_minute(request.start), tz))
+    high = _minute(_utc_end(_minute(request.end), tz))
+    starts: list[tuple[str, datetime]] = []
+    unit, last = _floor(request.interval, request.start), _floor(request.interval, request.end)
+    while True:
+        instants = _utc_starts(unit, tz) if request.interval == "hour" else [_utc_start(unit, tz)]
+        label = unit.isoformat(sep=" ")
+        starts += [(label, min(max(_minute(instant), low), high)) for instant in instants]
+        if unit >= last:
+            break
+        unit = _following(request.interval, unit)
+    starts[0] = (starts[0][0], low)
+    ends = [start for _, start in starts[1:]] + [high]
+    return [(label, start) for (label, start), end in zip(starts, ends, strict=True) if start < end], high
+
+
+def _floor(interval: Interval, moment: datetime) -> datetime:
+    moment = moment.replace(minute=0, second=0, microsecond=0)
+    if interval == "hour":
+        return moment
+    moment = moment.replace(hour=0)
+    return moment if interval == "day" else moment.replace(day=1)
+
+
+def _following(interval: Interval, start: datetime) -> datetime:
+    if interval == "month":
+        return datetime(start.year + start.month // 12, start.month % 12 + 1, 1)
+    return start + (timedelta(hours=1) if interval == "hour" else timedelta(days=1))
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def _offsets(local: datetime, tz: ZoneInfo) -> tuple[timedelta, timedelta]:
+    """The UTC offsets before and after a transition at `local` (equal away from transitions)."""
+    before, after = local.replace(tzinfo=tz).utcoffset(), local.replace(tzinfo=tz, fold=1).utcoffset()
+    assert before is not None and after is not None
+    return before, after
+
+
+def _utc_starts(local: datetime, tz: ZoneInfo) -> list[datetime]:
+    """The UTC instants the local time begins at: two in a repeated hour, one otherwise (the
+    transition in skipped time)."""
+    before, after = _offsets(local, tz)
+    if before > after:
+        return [_shift(local, before), _shift(local, after)]
+    return [_utc_start(local, tz)]
+
+
+def _utc_start(local: datetime, tz: ZoneInfo) -> datetime:
+    """When the local time first begins (the transition if it is skipped)."""
+    before, after = _offsets(local, tz)
+    return _transition(local, tz, before, after) if before < after else _shift(local, before)
+
+
+def _utc_end(local: datetime, tz: ZoneInfo) -> datetime:
+    """When the local minute last ends (the transition if it is skipped)."""
+    before, after = _offsets(local, tz)
+    return _transition(local, tz, before, after) if before < after else _shift(local, after, _MINUTE)
+
+
+def _shift(local: datetime, offset: timedelta, extra: timedelta = timedelta(0)) -> datetime:
+    """local - offset + extra, held within the datetimes Python can write."""
+    try:
+        return local - offset + extra
+    except OverflowError:
+        return datetime.min if offset > timedelta(0) else _minute(datetime.max)
+
+
+def _transition(local: datetime, tz: ZoneInfo, before: timedelta, after: timedelta) -> datetime:
+    """The instant a skipped local time was jumped over: the first second whose local time is at
+    or after it, between local - after (before the jump) and local - before (after it)."""
+    low, seconds = local - after, int((after - before).total_seconds())
+    while seconds > 1:  # the answer is in (low, low + seconds]
+        half = seconds // 2
+        middle = low + timedelta(seconds=half)
+        if _local(middle, tz) >= local:
+            seconds = half
+        else:
+            low, seconds = middle, seconds - half
+    return low + timedelta(seconds=seconds)
+
+
+def _local(utc: datetime, tz: ZoneInfo) -> datetime:
+    return utc.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None)
+
+
+# -- the response ----------------------------------------------------------------------------------
+
+
+class StatisticsPoint(BaseModel):
+    datetime: str
+    conversions: int
+
+
+class StatisticsMeta(BaseModel):
+    total: int
+    interval: Interval
+    timezone: str
+
+
+class StatisticsBody(BaseModel):
+    """Response of the statistics endpoint: every interval of the range, in order, zeros included."""
+
+    data: list[StatisticsPoint]
+    meta: StatisticsMeta
+
+
+def statistics_body(request: StatisticsRequest, labels: list[str], counts: list[int]) -> StatisticsBody:
+    """The response for the intervals' labels and their counts."""
+    data = [StatisticsPoint(datetime=label, conversions=count) for label, count in zip(labels, counts, strict=True)]
+    meta = StatisticsMeta(total=sum(counts), interval=request.interval, timezone=request.timezone)
+    return StatisticsBody(data=data, meta=meta)
