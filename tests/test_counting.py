@@ -209,3 +209,16 @@ def test_moves_between_goals_and_websites_then_deletes_keep_every_total(reposito
         assert_range_totals(repository, client, tenant)
     assert totals["user"] == 3
     assert totals[f"website {tenant.website_id}"] == 3 and totals[f"goal {tenant.second_goal_id}"] == 0
+
+
+def test_the_pump_reads_the_same_records_through_the_streams_api(repository, tenant):
+    """Against an external endpoint the pump reads with GetRecords; the embedded database's
+    stream is read in-process. Both give the function the same records."""
+    rows = spread_conversions(tenant, 3)
+    load_seed(repository, {"conversions": rows})
+    through_api = captured_batches(StreamPump(TEMPLATE, table_name=TABLE, embedded=False))
+    in_process = captured_batches(StreamPump(TEMPLATE, table_name=TABLE, embedded=True))
+    records = [r for batch in in_process for r in batch["Records"]]
+    assert [r for batch in through_api for r in batch["Records"]] == records
+    inserted = {r["dynamodb"]["Keys"]["pk"]["S"] for r in records if r["eventName"] == "INSERT"}
+    assert inserted >= {f"CONVERSION#{row['id']}" for row in rows}

@@ -95,3 +95,67 @@ def test_a_cancelled_transaction_leaves_every_table_as_it_was(dynamodb, two_tabl
         dynamodb.transact_write_items(TransactItems=[_put(first, "new"), _put(second, "new"), failing])
     assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
     assert [_items(dynamodb, first), _items(dynamodb, second)] == before
+
+
+UPDATES = [  # (expression, names, values, condition), each applied twice to the same item
+    ("ADD #a0 :d0, #a1 :d1", {"#a0": "u", "#a1": "w1"}, {":d0": {"N": "3"}, ":d1": {"N": "-1"}}, None),
+    (
+        "ADD events :events SET expires_at = :expires",
+        None,
+        {":events": {"SS": ["e1", "e2"]}, ":expires": {"N": "9"}},
+        None,
+    ),
+    ("SET #n = :v", {"#n": "name"}, {":v": {"S": "x"}}, "attribute_not_exists(pk)"),
+    ("ADD events :events", None, {":events": {"SS": ["e3"]}, ":e0": {"S": "e3"}}, "NOT contains(events, :e0)"),
+    ("SET n = n + :d", None, {":d": {"N": "2"}, ":e0": {"S": "e9"}}, "attribute_exists(n) AND NOT contains(s, :e0)"),
+]
+
+
+@pytest.mark.parametrize("expression, names, values, condition", UPDATES)
+def test_a_transaction_updates_items_as_moto_would(dynamodb, two_tables, expression, names, values, condition):
+    """The embedded database applies simple updates and conditions itself (moto would parse
+    them on every call): each gives the item, and the refusals, moto's own UpdateItem gives."""
+    table = two_tables[0]
+    seed = {"n": {"N": "1"}, "s": {"SS": ["e0"]}}
+    for key in ("moto", "embedded"):
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": key}, **seed})
+    update = {"TableName": table, "UpdateExpression": expression, "ExpressionAttributeValues": values}
+    update |= {"ExpressionAttributeNames": names} if names else {}
+    update |= {"ConditionExpression": condition} if condition else {}
+    outcomes = {"moto": [], "embedded": []}
+    for _ in range(2):
+        try:
+            dynamodb.update_item(Key={"pk": {"S": "moto"}}, **update)
+            outcomes["moto"].append("applied")
+        except ClientError as error:
+            outcomes["moto"].append(error.response["Error"]["Code"])
+        try:
+            dynamodb.transact_write_items(TransactItems=[{"Update": {"Key": {"pk": {"S": "embedded"}}, **update}}])
+            outcomes["embedded"].append("applied")
+        except ClientError as error:
+            reasons = [r["Code"] for r in error.response.get("CancellationReasons", []) if r["Code"] != "None"]
+            outcomes["embedded"].append(
+                "ConditionalCheckFailedException" if reasons == ["ConditionalCheckFailed"] else reasons
+            )
+    assert outcomes["embedded"] == outcomes["moto"]
+    items = {i.pop("pk")["S"]: i for i in _items(dynamodb, table)}
+    for item in items.values():
+        for attribute in item.values():
+            if "SS" in attribute:
+                attribute["SS"].sort()
+    assert items["embedded"] == items["moto"]
+
+
+@pytest.mark.parametrize(
+    "key, fits", [("x" * 2048, True), ("x" * 2049, False), ("é" * 1024, True), ("é" * 1025, False)]
+)
+def test_a_key_over_its_limit_is_refused_as_moto_would(dynamodb, two_tables, key, fits):
+    """The embedded database skips moto's key sizing only where a key surely fits (2048 bytes)."""
+    table = two_tables[0]
+    if fits:
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": key}})
+        assert _items(dynamodb, table)[0]["pk"]["S"] == key
+    else:
+        with pytest.raises(ClientError, match="Size of hashkey"):
+            dynamodb.put_item(TableName=table, Item={"pk": {"S": key}})
+        assert _items(dynamodb, table) == []

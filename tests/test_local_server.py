@@ -185,6 +185,18 @@ def test_serve_prints_listening_and_serves_the_demo_data():
         process.wait(timeout=10)
 
 
+def test_serve_with_a_bad_seed_says_why_and_serves_nothing(tmp_path):
+    """serve loads its seed in a child `import`; the child's refusal is serve's."""
+    seed = tmp_path / "bad.json"
+    seed.write_text(json.dumps({"visitors": [{"visitor_id": 770005, "website_id": 770006}]}))
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL_DYNAMODB"}
+    command = [sys.executable, "-m", "goals_conversions_local.cli", "serve", "--port", "0", "--seed", str(seed)]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "website 770006 does not exist" in result.stderr
+    assert "Listening" not in result.stdout
+
+
 def test_readme_curl_lines_work_verbatim_against_the_demo_server():
     """Every curl in the README, run as written against `serve` on port 3000's demo data."""
     readme = (ROOT / "README.md").read_text()

@@ -52,6 +52,8 @@ class StreamPump:
         self.invocations = 0
         self._client = streams_client()
         self._positions: dict[str, str] = {}  # shard id -> last sequence number handled
+        self._embedded_shards: list[tuple[str, str]] = []
+        self._stream_arn: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -71,7 +73,19 @@ class StreamPump:
                 if not read:
                     return total
 
+    def skip_to_end(self) -> None:
+        """Take every record written so far as handled (another consumer counted them). Only for
+        the embedded database, whose records are then forgotten."""
+        from goals_conversions_local.embedded import stream_end, trim_stream
+
+        end = stream_end(self.table_name)
+        with self._lock:
+            for _, shard in self._shards():
+                self._positions[shard] = str(end - 1)
+                trim_stream(self.table_name, self._positions[shard])
+
     def start(self) -> StreamPump:
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="stream-pump", daemon=True)
         self._thread.start()
         return self
@@ -98,35 +112,62 @@ class StreamPump:
                 logger.exception("stream pump: poll failed")
 
     def _shards(self) -> list[tuple[str, str]]:
-        dynamodb = boto3.client("dynamodb")
-        arn = dynamodb.describe_table(TableName=self.table_name)["Table"].get("LatestStreamArn")
-        if not arn:
+        """(stream ARN, shard id) of each shard: DynamoDB opens new shards as it goes; the
+        embedded database keeps one for ever."""
+        if self.embedded and self._embedded_shards:
+            return self._embedded_shards
+        if self._stream_arn is None:  # describing the table costs the embedded database O(items)
+            table = boto3.client("dynamodb").describe_table(TableName=self.table_name)["Table"]
+            self._stream_arn = table.get("LatestStreamArn")
+        if not self._stream_arn:
             return []
-        shards = self._client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
-        return [(arn, shard["ShardId"]) for shard in shards]
+        shards = self._client.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
+        found = [(self._stream_arn, shard["ShardId"]) for shard in shards]
+        if self.embedded:
+            self._embedded_shards = found
+        return found
 
     def _pump_shard(self, shard: str, arn: str) -> int:
-        position = self._positions.get(shard)
+        """Deliver one batch of up to BatchSize records that pass the filters: Lambda filters
+        before it batches, so the records filtered out do not take room in a batch."""
+        source = self.spec.stream
+        assert source is not None
+        wanted: list[dict[str, Any]] = []
+        read = 0
+        last: str | None = None
+        while len(wanted) < source.batch_size:
+            records = self._read(shard, arn, source.batch_size - len(wanted), after=last)
+            if not records:
+                break
+            read += len(records)
+            last = records[-1]["dynamodb"]["SequenceNumber"]
+            converted = [_lambda_record(record, arn) for record in records]
+            wanted += [record for record in converted if source.accepts(record)]
+        if not read:
+            return 0
+        if wanted:
+            self._deliver(wanted)
+        assert last is not None
+        self._positions[shard] = last
+        if self.embedded:
+            from goals_conversions_local.embedded import trim_stream
+
+            trim_stream(self.table_name, self._positions[shard])
+        return read
+
+    def _read(self, shard: str, arn: str, limit: int, after: str | None = None) -> list[dict[str, Any]]:
+        position = after or self._positions.get(shard)
+        if self.embedded:
+            from goals_conversions_local.embedded import read_stream
+
+            return read_stream(self.table_name, position, limit)
         if position is None:
             iterator = self._client.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
         else:
             iterator = self._client.get_shard_iterator(
                 StreamArn=arn, ShardId=shard, ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=position
             )
-        assert self.spec.stream is not None
-        response = self._client.get_records(ShardIterator=iterator["ShardIterator"], Limit=self.spec.stream.batch_size)
-        records = [_lambda_record(r, arn) for r in response["Records"]]
-        if not records:
-            return 0
-        wanted = [r for r in records if self.spec.stream.accepts(r)]
-        if wanted:
-            self._deliver(wanted)
-        self._positions[shard] = records[-1]["dynamodb"]["SequenceNumber"]
-        if self.embedded:
-            from goals_conversions_local.embedded import trim_stream
-
-            trim_stream(self.table_name, self._positions[shard])
-        return len(records)
+        return self._client.get_records(ShardIterator=iterator["ShardIterator"], Limit=limit)["Records"]
 
     # -- delivering, as Lambda's event source mapping does -------------------------------------------
 
