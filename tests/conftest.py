@@ -420,7 +420,9 @@ def services_of(module: Any) -> Any:
 def with_conversions(module: Any, conversions: Any) -> Any:
     """The module's services with `conversions` in place of its conversions repository."""
     services = services_of(module)
-    return dataclasses.replace(services, repository=dataclasses.replace(services.repository, conversions=conversions))
+    repository = copy.copy(services.repository)
+    repository.conversions = conversions  # in place of the part it would build
+    return dataclasses.replace(services, repository=repository)
 
 
 def invoke(handler_module: Any, event: dict[str, Any]) -> Result:

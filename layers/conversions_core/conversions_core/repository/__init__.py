@@ -13,40 +13,80 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from conversions_core.repository.accounts import Accounts
-from conversions_core.repository.cascade import Cascade
-from conversions_core.repository.conversions import Conversions
-from conversions_core.repository.counting import Counter
 from conversions_core.repository.dynamo import Table
-from conversions_core.repository.goals import Goals
-from conversions_core.repository.importer import Importer
-from conversions_core.repository.statistics import Statistics
+
+if TYPE_CHECKING:
+    from conversions_core.repository.accounts import Accounts
+    from conversions_core.repository.cascade import Cascade
+    from conversions_core.repository.conversions import Conversions
+    from conversions_core.repository.counting import Counter
+    from conversions_core.repository.goals import Goals
+    from conversions_core.repository.importer import Importer
+    from conversions_core.repository.statistics import Statistics
 
 __all__ = ["Repository"]
 
 
-@dataclass(frozen=True)
 class Repository:
-    """The data table's parts, sharing one client."""
+    """The data table's parts, sharing one client. Each part is built, and its module imported,
+    when first used: a function imports only the parts it uses (a list, not the goals or the
+    stream's code)."""
 
-    accounts: Accounts
-    conversions: Conversions
-    goals: Goals
-    counter: Counter
-    cascade: Cascade
-    importer: Importer
-    statistics: Statistics
+    def __init__(
+        self, client: Any, table_name: str, clock: Callable[[], datetime] | None = None, retention_days: int = 0
+    ):
+        self.table = Table(client, table_name)
+        self.clock = clock
+        self.retention_days = retention_days
 
     @classmethod
     def build(
         cls, client: Any, table_name: str, clock: Callable[[], datetime] | None = None, retention_days: int = 0
     ) -> Repository:
-        table = Table(client, table_name)
-        accounts = Accounts(table)
-        conversions = Conversions(table, accounts, clock, retention_days)
-        goals, importer = Goals(table, accounts, clock), Importer(table, retention_days)
-        return cls(accounts, conversions, goals, Counter(table), Cascade(table), importer, Statistics(conversions))
+        return cls(client, table_name, clock, retention_days)
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        from conversions_core.repository.accounts import Accounts
+
+        return Accounts(self.table)
+
+    @cached_property
+    def conversions(self) -> Conversions:
+        from conversions_core.repository.conversions import Conversions
+
+        return Conversions(self.table, self.accounts, self.clock, self.retention_days)
+
+    @cached_property
+    def goals(self) -> Goals:
+        from conversions_core.repository.goals import Goals
+
+        return Goals(self.table, self.accounts, self.clock)
+
+    @cached_property
+    def statistics(self) -> Statistics:
+        from conversions_core.repository.statistics import Statistics
+
+        return Statistics(self.conversions)
+
+    @cached_property
+    def counter(self) -> Counter:
+        from conversions_core.repository.counting import Counter
+
+        return Counter(self.table)
+
+    @cached_property
+    def cascade(self) -> Cascade:
+        from conversions_core.repository.cascade import Cascade
+
+        return Cascade(self.table)
+
+    @cached_property
+    def importer(self) -> Importer:
+        from conversions_core.repository.importer import Importer
+
+        return Importer(self.table, self.retention_days)

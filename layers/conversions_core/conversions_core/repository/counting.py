@@ -104,7 +104,7 @@ class Counter:
         by_user: dict[int, list[Change]] = defaultdict(list)
         for record in records:
             change = read_change(record)
-            if change is not None:
+            if change is not None and change.deltas:  # a record that moves no count needs no ledger
                 by_user[change.user_id].append(change)
         failed: list[str] = []
         for user_id, changes in by_user.items():

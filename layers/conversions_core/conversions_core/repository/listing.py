@@ -32,6 +32,9 @@ class Span:
     level: int | None
 
 
+Memo = list[tuple[Run, list[Span]]]
+
+
 def _stamp(moment: datetime) -> str:
     return moment.isoformat(sep=" ")
 
@@ -54,13 +57,14 @@ class Listing:
         and how many there are in all."""
         start = max(low or buckets.EARLIEST, buckets.EARLIEST)
         end = min(high + _SECOND if high else buckets.LATEST, buckets.LATEST)
-        total = self.count(user_id, scope, start, end)
+        memo: list[tuple[Run, list[Span]]] = []  # the bucket runs read, for the page's search to reuse
+        total = self.count(user_id, scope, start, end, memo)
         bounds = sort_bounds(low and _stamp(low), high and _stamp(high))
         first = skip
         if skip:  # the first page is read as it is; a later one is found from the counts
             if skip >= total:
                 return [], total
-            span, skip = self._locate(user_id, scope, start, end, ascending, skip)
+            span, skip = self._locate(user_id, scope, start, end, ascending, skip, memo)
             if span is None:  # the buckets moved under us (a write settling): nothing there
                 return [], total
             if ascending:
@@ -71,13 +75,24 @@ class Listing:
         # Counts may lag a write by the stream's delay; they never say less than what was read.
         return items, max(total, first + len(items))
 
-    def count(self, user_id: int, scope: Scope, start: datetime, end: datetime) -> int:
+    def count(self, user_id: int, scope: Scope, start: datetime, end: datetime, memo: Memo | None = None) -> int:
         """Conversions of the scope from `start` to `end` (exclusive)."""
         runs = buckets.signed_cover(start, end)
-        return sum(run.sign * span.count for run in runs for span in self.spans(user_id, scope, run))
+        return sum(run.sign * span.count for run in runs for span in self.spans(user_id, scope, run, memo))
 
-    def spans(self, user_id: int, scope: Scope, run: Run) -> list[Span]:
-        """The counted spans of a run, in time order, empty ones left out."""
+    def spans(self, user_id: int, scope: Scope, run: Run, memo: Memo | None = None) -> list[Span]:
+        """The counted spans of a run, in time order, empty ones left out. With a memo, a run
+        inside one already read is not read again."""
+        if memo is not None and run.level is not None:
+            for read, found in memo:
+                if read.level == run.level and read.start <= run.start and run.end <= read.end:
+                    return [span for span in found if run.start <= span.start and span.end <= run.end]
+        spans = self._read_spans(user_id, scope, run)
+        if memo is not None and run.level is not None:
+            memo.append((run, spans))
+        return spans
+
+    def _read_spans(self, user_id: int, scope: Scope, run: Run) -> list[Span]:
         if run.level is None:
             low, high = sort_bounds(_stamp(run.start), _stamp(run.end - _SECOND))
             count = sum(page["Count"] for page in self._listed_query(scope, low, high, Select="COUNT"))
@@ -103,20 +118,20 @@ class Listing:
         return spans
 
     def _locate(
-        self, user_id: int, scope: Scope, start: datetime, end: datetime, ascending: bool, skip: int
+        self, user_id: int, scope: Scope, start: datetime, end: datetime, ascending: bool, skip: int, memo: Memo
     ) -> tuple[Span | None, int]:
         """The finest span holding the `skip`-th conversion from the list's start, and how many of
         the span's conversions come before it."""
         runs = _ordered(buckets.cover(start, end), ascending)
-        spans = (s for run in runs for s in self._ordered_spans(user_id, scope, run, ascending))
+        spans = (s for run in runs for s in self._ordered_spans(user_id, scope, run, ascending, memo))
         span, skip = self._walk(spans, skip)
         while span is not None and skip and span.level is not None and span.level < buckets.FINEST:
             finer = buckets.children(span.level, span.start)
-            span, skip = self._walk(iter(self._ordered_spans(user_id, scope, finer, ascending)), skip)
+            span, skip = self._walk(iter(self._ordered_spans(user_id, scope, finer, ascending, memo)), skip)
         return span, skip
 
-    def _ordered_spans(self, user_id: int, scope: Scope, run: Run, ascending: bool) -> list[Span]:
-        spans = self.spans(user_id, scope, run)
+    def _ordered_spans(self, user_id: int, scope: Scope, run: Run, ascending: bool, memo: Memo) -> list[Span]:
+        spans = self.spans(user_id, scope, run, memo)
         return spans if ascending else spans[::-1]
 
     @staticmethod
