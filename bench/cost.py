@@ -1,369 +1,457 @@
-"""What one request of each kind costs: measured here, priced at list prices (README, "Cost").
+"""What one request of each kind costs: measured here, priced at list prices.
 
-Runs the five handlers in this process (warm, as in a reused Lambda container) over the embedded
-DynamoDB (moto) and, per request kind, measures:
-- the handler thread's CPU time (moto runs in other threads, so its work is not counted);
-- every DynamoDB call the handler makes, with the items it reads and writes and their sizes,
-  turned into read/write request units by DynamoDB's on-demand rules (moto's own
-  ConsumedCapacity is not realistic);
-- the response size.
-It then estimates the billed Lambda duration and prices everything; every assumption is a
-constant below. Usage: `make cost` (or `.venv/bin/python bench/cost.py [--runs N] [--json]`).
+Runs the functions' handlers in this process (warm, as in a reused Lambda container) on their
+real events (events/*.json, with the ids they act on filled in) over the embedded DynamoDB
+(moto): the demo seed's users, websites, goals and visitors, the demo user's rate limit raised so
+that nothing is refused (the counter is still written, as for any limited user), and 10,000
+conversions of website 1 over the last year with their counts (bench/loading.py). Per request:
+- the handler thread's CPU time (moto answers in other threads, so its work is not counted);
+- every DynamoDB call and its request units, from the items' sizes (bench/units.py);
+and for the counting function, a stream batch of 1 and of 100 creates (the records read from
+the embedded stream), its handler's CPU time and units, shared by the batch's conversions.
+
+Assumptions, all here:
+- us-east-1 list prices (PRICE); API Gateway HTTP API ($1.00 a million; a REST API was $3.50);
+  Lambda arm64; DynamoDB on demand; reading the stream from Lambda is free; logs, metrics,
+  traces and data transfer are not counted.
+- Lambda gives CPU in proportion to memory, one vCPU at 1,769 MB: CPU time measured here (one
+  core of this machine, taken as fast as a Graviton core) takes 1769/M times as long at M MB.
+  The handler is taken as CPU-bound but for its DynamoDB calls, which wait the same at any
+  memory: 5 ms a call, 15 ms a TransactWriteItems (DynamoDB in the same region).
+- Billed duration: CPU time scaled plus DynamoDB waits, rounded up to the millisecond.
+- A create with an Idempotency-Key, list pages past the first and statistics are priced too.
+
+Usage: `make cost` (or `.venv/bin/python bench/cost.py [--runs N] [--json] [--output bench/results]`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import io
 import json
 import math
 import os
+import random
 import statistics
-import threading
+import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
+
+import boto3
+import moto_speedup
+from imports import run_once
+from loading import conversion_id, load_conversions
+from units import Call, Recorder
+
+from conversions_core.auth import hash_api_key
+from conversions_core.models import Conversion
+from conversions_core.repository import Repository
+from conversions_core.seed import load_seed
+from conversions_core.values import DATETIME_FORMAT
+from goals_conversions_local.embedded import dynamodb_endpoint, ensure_tables
+from goals_conversions_local.runtime import Functions, LambdaContext, apply_environment
+from goals_conversions_local.streams import StreamPump
+from goals_conversions_local.template import Template
 
 ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
 
 # -- assumptions -----------------------------------------------------------------------------
 REGION = "us-east-1"
-MEMORY_MB = 256  # template.yaml Globals.Function.MemorySize
-# Lambda gives a function CPU in proportion to memory: one full vCPU at 1,769 MB. CPU work
-# measured here on one core therefore takes 1769/256 = 6.9 times as long at 256 MB (assuming a
-# Graviton core is as fast as this machine's for this code).
-CPU_SCALE = 1769 / MEMORY_MB
-# DynamoDB latency seen from Lambda in the same region (AWS: "single-digit milliseconds").
-DYNAMODB_MS = {"transact_write_items": 15.0}
+TEMPLATE_MEMORY_MB = 256  # template.yaml Globals.Function.MemorySize
+MEMORIES_MB = (128, 256, 512, 1024)
+FULL_VCPU_MB = 1769
+DYNAMODB_MS = {"TransactWriteItems": 15.0}
 DYNAMODB_DEFAULT_MS = 5.0
-# List prices, us-east-1, on-demand (per unit, USD).
+# List prices, us-east-1 (USD per unit).
 PRICE = {
     "lambda_gb_second_arm64": 0.0000133334,
     "lambda_request": 0.20 / 1e6,
-    "api_gateway_rest_request": 3.50 / 1e6,  # first 333 million a month
+    "api_gateway_http_request": 1.00 / 1e6,  # first 300 million a month; a REST API is $3.50
     "dynamodb_read_request_unit": 0.125 / 1e6,
     "dynamodb_write_request_unit": 0.625 / 1e6,
 }
-LISTED_ITEM_GSIS = 2  # ByUser and ByGoal project every listed conversion item (ALL)
-COUNT_ITEM_BYTES = 300  # size assumed for items a Select=COUNT query reads (not returned)
-CONVERSIONS = 200  # conversions in the measured account (one website, one goal)
+TARGETS = {"list": 2.50, "get": 2.30, "create": 8.00}  # USD per million (the issue)
+TARGET_BATCH = 100  # the create's target includes the counting function's share at this batch size
+KEY = "demo-key"
+CONVERSIONS = 10_000  # of website 1 over the last year, goals 1 and 2
 PER_PAGE = 25
-
-
-# -- DynamoDB sizes and request units --------------------------------------------------------
-
-
-def value_size(value: dict[str, Any]) -> int:
-    ((kind, data),) = value.items()
-    if kind == "S":
-        return len(data.encode())
-    if kind == "N":
-        digits = len(str(data).lstrip("-").replace(".", "").lstrip("0")) or 1
-        return math.ceil(digits / 2) + 1
-    if kind == "B":
-        return len(data)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + value_size(v) + 1 for k, v in data.items())
-    if kind == "L":
-        return 3 + sum(value_size(v) + 1 for v in data)
-    if kind in ("SS", "NS", "BS"):
-        return sum(value_size({kind[0]: v}) for v in data)
-    raise ValueError(kind)
-
-
-def item_size(item: dict[str, Any]) -> int:
-    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
-
-
-def is_listed(key_or_item: dict[str, Any]) -> bool:
-    """The listed conversion item is the one both GSIs project."""
-    return key_or_item.get("pk", {}).get("S", "").endswith("#CONVERSIONS")
-
-
-class Call:
-    def __init__(self, operation: str, params: dict[str, Any]):
-        self.operation = operation
-        self.params = copy.deepcopy(params)
-        self.started = time.perf_counter()
-        self.response: dict[str, Any] = {}
-        self.ms = 0.0
-
-    def units(self) -> tuple[float, float, int, int]:
-        """(read request units, write request units, items read, items written)."""
-        p, r = self.params, self.response
-        if self.operation == "get_item":
-            factor = 1 if p.get("ConsistentRead") else 0.5
-            size = item_size(r["Item"]) if "Item" in r else 0
-            return factor * max(1, math.ceil(size / 4096)), 0, int("Item" in r), 0
-        if self.operation == "batch_get_item":
-            rru, read = 0.0, 0
-            for table, request in p["RequestItems"].items():
-                factor = 1 if request.get("ConsistentRead") else 0.5
-                items = r.get("Responses", {}).get(table, [])
-                rru += factor * (sum(max(1, math.ceil(item_size(i) / 4096)) for i in items) or 1)
-                rru += factor * (len(request["Keys"]) - len(items))  # misses cost the minimum too
-                read += len(items)
-            return rru, 0, read, 0
-        if self.operation == "query":
-            factor = 0.5 if "IndexName" in p or not p.get("ConsistentRead") else 1
-            if "Items" in r:
-                size = sum(item_size(i) for i in r["Items"])
-            else:
-                size = r.get("ScannedCount", 0) * COUNT_ITEM_BYTES
-            return factor * max(1, math.ceil(size / 4096)), 0, r.get("ScannedCount", 0), 0
-        if self.operation in ("put_item", "update_item", "delete_item"):
-            target = p.get("Item") or p.get("Key") or {}
-            size = item_size(p["Item"]) if "Item" in p else item_size(r.get("Attributes", {}))
-            wru = max(1, math.ceil(size / 1024)) + (LISTED_ITEM_GSIS if is_listed(target) else 0)
-            return 0, wru, 0, 1
-        if self.operation == "transact_write_items":
-            wru, written = 0.0, 0
-            for action in p["TransactItems"]:
-                ((kind, body),) = action.items()
-                size = item_size(body["Item"]) if kind == "Put" else 0
-                wru += 2 * max(1, math.ceil(size / 1024))  # transactional: 2 units per KB, at least 1 KB
-                target = body.get("Item") or body.get("Key") or {}
-                if kind != "ConditionCheck":
-                    written += 1
-                    wru += LISTED_ITEM_GSIS if is_listed(target) else 0  # index writes are standard writes
-            return 0, wru, 0, written
-        raise ValueError(f"unpriced DynamoDB operation {self.operation}")
-
-
-class Recorder:
-    """Every DynamoDB call a client makes, with its parameters, response and duration."""
-
-    def __init__(self) -> None:
-        self.calls: list[Call] = []
-        self._pending = threading.local()
-
-    def attach(self, client: Any) -> None:
-        client.meta.events.register("before-parameter-build.dynamodb", self._before)
-        client.meta.events.register("after-call.dynamodb", self._after)
-
-    def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        name = "".join("_" + c.lower() if c.isupper() else c for c in model.name).lstrip("_")
-        self._pending.call = Call(name, params)
-
-    def _after(self, parsed: dict[str, Any], **_: Any) -> None:
-        call = self._pending.call
-        call.response = parsed
-        call.ms = (time.perf_counter() - call.started) * 1000
-        self.calls.append(call)
+COUNTING_BATCHES = (1, 100)
 
 
 # -- the measured service --------------------------------------------------------------------
 
 
-def setup() -> tuple[Any, dict[str, Any], str]:
-    import sys
+@dataclass
+class Measured:
+    """One kind of request: its calls (the last run's), CPU times, response size."""
 
-    sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "conversions_core"), str(ROOT / "src")]
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    from goals_conversions_local.embedded import dynamodb_endpoint, ensure_tables
-    from goals_conversions_local.runtime import Functions, apply_environment
-    from goals_conversions_local.template import Template
+    name: str
+    calls: list[Call]
+    cpu_ms: list[float]
+    response_bytes: int = 0
+    batch: int = 1  # conversions sharing it (the counting function)
+    extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def read_units(self) -> float:
+        return sum(c.read_units for c in self.calls)
+
+    @property
+    def write_units(self) -> float:
+        return sum(c.write_units for c in self.calls)
+
+    def lambda_ms(self, memory_mb: int) -> int:
+        cpu = statistics.median(self.cpu_ms) * max(1.0, FULL_VCPU_MB / memory_mb)
+        waits = sum(DYNAMODB_MS.get(c.operation, DYNAMODB_DEFAULT_MS) for c in self.calls)
+        return math.ceil(cpu + waits)
+
+    def dollars(self, memory_mb: int, front_door: bool = True) -> dict[str, float]:
+        """USD per request (shared by `batch` conversions for the counting function)."""
+        compute = self.lambda_ms(memory_mb) / 1000 * memory_mb / 1024 * PRICE["lambda_gb_second_arm64"]
+        return {
+            "lambda": (compute + PRICE["lambda_request"]) / self.batch,
+            "api_gateway": PRICE["api_gateway_http_request"] if front_door else 0.0,
+            "dynamodb": (
+                self.read_units * PRICE["dynamodb_read_request_unit"]
+                + self.write_units * PRICE["dynamodb_write_request_unit"]
+            )
+            / self.batch,
+        }
+
+
+def setup() -> tuple[Functions, Template, Repository, Recorder, list[int]]:
+    dynamodb_endpoint()
     template = Template()
     apply_environment(template)
-    dynamodb_endpoint()
-    import boto3
-
-    from conversions_core.repository import Repository
-    from conversions_core.seed import load_seed
-
-    ensure_tables(template, boto3.client("dynamodb"))
-    key = "cost-bench-key"
-    repository = Repository(boto3.client("dynamodb"), os.environ["DATA_TABLE_NAME"])
-    load_seed(
-        repository,
-        {
-            # A limited user, as by default: every request also counts against the rate limit.
-            "users": [{"user_id": 1, "api_key": key, "status": "active", "rate_limit_per_minute": 1_000_000}],
-            "websites": [{"website_id": 1, "user_id": 1, "host": "shop.example", "tracking_mode": "normal"}],
-            "goals": [
-                {"goal_id": 1, "website_id": 1, "type": "custom", "name": "Signup", "key": "signup"},
-                {"goal_id": 2, "website_id": 1, "type": "pageview", "name": "Buy", "path": "/thanks"},
-            ],
-            "visitors": [{"visitor_id": 1, "website_id": 1}],
-            "sessions": [{"session_id": 1, "website_id": 1, "visitor_id": 1}],
-            "events": [{"event_id": 1, "website_id": 1, "session_id": 1}],
-            "conversions": [
-                {
-                    "id": i,
-                    "goal_id": 1,
-                    "visitor_id": 1,
-                    "session_id": 1,
-                    "event_id": 1,
-                    "datetime": f"2026-05-{1 + i // 24 % 28:02d} {i % 24:02d}:00:00",
-                }
-                for i in range(1, CONVERSIONS + 1)
-            ],
-        },
-    )
-    functions = Functions(template)
-    handlers = {spec.short_name: (functions.module(spec), functions.handler(spec)) for spec in template.functions()}
-    return functions, handlers, key
+    moto_speedup.install()
+    client = boto3.client("dynamodb")
+    ensure_tables(template, client)
+    seed = json.loads((ROOT / "seeds" / "demo.json").read_text())
+    seed["conversions"] = []  # replaced by a year of conversions with their counts
+    for user in seed["users"]:
+        user["rate_limit_per_minute"] = 1_000_000
+    recorder = Recorder(REGION)
+    repository = Repository.build(recorder.attach(client), os.environ["DATA_TABLE_NAME"])
+    load_seed(repository, seed)
+    conversions = year_of_conversions()
+    load_conversions(os.environ["DATA_TABLE_NAME"], conversions)
+    return Functions(template), template, repository, recorder, [c.id for c in conversions]
 
 
-def event(
-    name: str,
-    key: str,
-    conversion_id: int | None = None,
-    body: dict[str, Any] | None = None,
-    query: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    data = json.loads((ROOT / "events" / f"{name}.json").read_text())
-    headers = {"Authorization": f"Bearer {key}", "Host": "api.example.com", "X-Forwarded-Proto": "https"}
-    if body is not None:
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-        from urllib.parse import urlencode
+def year_of_conversions() -> list[Conversion]:
+    rng = random.Random(CONVERSIONS)
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    moments = sorted(now - timedelta(seconds=rng.randrange(365 * 86400)) for _ in range(CONVERSIONS))
+    taken: set[int] = set()
+    return [
+        Conversion(
+            id=conversion_id(moment, taken),
+            goal_id=1 + n % 2,
+            website_id=1,
+            user_id=1,
+            visitor_id=None,
+            session_id=None,
+            event_id=None,
+            datetime=moment.strftime(DATETIME_FORMAT),
+        )
+        for n, moment in enumerate(moments)
+    ]
 
-        data["body"], data["isBase64Encoded"] = urlencode(body), False
-    data["headers"] = headers
-    data["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
-    if query is not None:
-        data["queryStringParameters"] = query or None
-        data["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
+
+def event(name: str, conversion_id: int | None = None, query: dict[str, str] | None = None, **headers: str) -> dict:
+    """The function's real event, acting on `conversion_id`, with `query` and extra headers."""
+    data = json.loads((EVENTS / f"{name}.json").read_text())
+    data["headers"] = {**data["headers"], "authorization": f"Bearer {KEY}", **headers}
     if conversion_id is not None:
         data["pathParameters"] = {"conversion_id": str(conversion_id)}
-        data["path"] = f"/api/goals-conversions/{conversion_id}"
+        data["rawPath"] = data["requestContext"]["http"]["path"] = f"/api/goals-conversions/{conversion_id}"
+    if query is not None:
+        data["queryStringParameters"], data["rawQueryString"] = query, urlencode(query)
     return data
 
 
-class Context:
-    function_name = "cost-bench"
-    memory_limit_in_mb = MEMORY_MB
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:cost-bench"
-    aws_request_id = "cost-bench"
+class Runner:
+    """Invokes handlers warm, timing the handler thread's CPU and recording its DynamoDB calls."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+    def __init__(self, functions: Functions, template: Template, recorder: Recorder):
+        self.functions, self.template, self.recorder = functions, template, recorder
+        self.attached: set[str] = set()
 
+    def handler(self, name: str) -> Any:
+        module = self.functions.module(self.template.function(name))
+        if name not in self.attached:  # the HTTP functions' services, or the counting function's table
+            owner = getattr(module, "services", None) or getattr(module, "table", None)
+            self.recorder.attach(owner.client)
+            self.attached.add(name)
+        return module.lambda_handler
 
-def measure(runs: int) -> dict[str, dict[str, Any]]:
-    _, handlers, key = setup()
-    recorder = Recorder()
-    for module, _handler in handlers.values():
-        recorder.attach(module.services.client)
-
-    def run(name: str, make_event: Any, expected: int, count: int) -> tuple[list[dict[str, Any]], list[Any]]:
-        module, handler = handlers[name]
-        samples, responses = [], []
-        for index in range(count):
-            payload = make_event(index)
-            recorder.calls.clear()
-            wall, cpu = time.perf_counter(), time.thread_time()
-            response = handler(payload, Context())
-            cpu, wall = (time.thread_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000
-            assert response["statusCode"] == expected, (name, response)
-            samples.append(
-                {
-                    "wall_ms": wall,
-                    "cpu_ms": cpu,
-                    "calls": list(recorder.calls),
-                    "bytes": len(response.get("body") or ""),
-                }
-            )
-            responses.append(json.loads(response["body"]) if response.get("body") else None)
-        return samples, responses
-
-    warm = 5
-    results: dict[str, list[dict[str, Any]]] = {}
-    list_query = {"results_per_page": str(PER_PAGE)}
-    results["list"], _ = run(
-        "list_conversions", lambda i: event("list_conversions", key, query=list_query), 200, warm + runs
-    )
-    results["get"], _ = run(
-        "get_conversion", lambda i: event("get_conversion", key, conversion_id=1 + i % 50), 200, warm + runs
-    )
-    results["create"], created = run(
-        "create_conversion",
-        lambda i: event("create_conversion", key, body={"goal_id": "1", "visitor_id": "1"}),
-        201,
-        warm + runs,
-    )
-    ids = [c["data"]["id"] for c in created]
-    results["update"], _ = run(
-        "update_conversion",
-        lambda i: event("update_conversion", key, conversion_id=ids[i], body={"goal_id": "2"}),
-        200,
-        warm + runs,
-    )
-    results["delete"], _ = run(
-        "delete_conversion", lambda i: event("delete_conversion", key, conversion_id=ids[i]), 204, warm + runs
-    )
-    return {name: summarise(samples[warm:]) for name, samples in results.items()}
+    def run(self, label: str, name: str, events: list[dict[str, Any]], expected: int, warm: int = 5) -> Measured:
+        handler = self.handler(name)
+        measured = Measured(label, [], [])
+        bodies = []
+        for number, payload in enumerate(events):
+            self.recorder.take()
+            payload = copy.deepcopy(payload)
+            with contextlib.redirect_stdout(io.StringIO()):  # the metrics' EMF lines
+                hooks, started = self.recorder.overhead, time.thread_time()
+                response = handler(payload, LambdaContext(name, f"cost-{number}"))
+                cpu_ms = (time.thread_time() - started - (self.recorder.overhead - hooks)) * 1000
+            calls = self.recorder.take()
+            status = response.get("statusCode", 200)
+            if status != expected:
+                raise SystemExit(f"{label}: {status} {response.get('body')}")
+            bodies.append(response.get("body") or "")
+            if number >= warm:
+                measured.cpu_ms.append(cpu_ms)
+                measured.calls = calls
+        measured.response_bytes = len(bodies[-1])
+        measured.extra["bodies"] = bodies
+        return measured
 
 
-def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    calls = samples[-1]["calls"]  # same shape every time; the last warm request
-    rru = wru = 0.0
-    read = written = 0
-    for call in calls:
-        r, w, items_read, items_written = call.units()
-        rru, wru, read, written = rru + r, wru + w, read + items_read, written + items_written
-    cpu_ms = statistics.median(s["cpu_ms"] for s in samples)
-    dynamodb_ms = sum(DYNAMODB_MS.get(c.operation, DYNAMODB_DEFAULT_MS) for c in calls)
-    lambda_ms = math.ceil(cpu_ms * CPU_SCALE + dynamodb_ms)
-    cost = {
-        "lambda_compute": lambda_ms / 1000 * MEMORY_MB / 1024 * PRICE["lambda_gb_second_arm64"],
-        "lambda_request": PRICE["lambda_request"],
-        "api_gateway": PRICE["api_gateway_rest_request"],
-        "dynamodb_reads": rru * PRICE["dynamodb_read_request_unit"],
-        "dynamodb_writes": wru * PRICE["dynamodb_write_request_unit"],
-    }
-    return {
-        "dynamodb_calls": [c.operation for c in calls],
-        "items_read": read,
-        "items_written": written,
-        "read_units": rru,
-        "write_units": wru,
-        "response_bytes": samples[-1]["bytes"],
-        "wall_ms_here_median": round(statistics.median(s["wall_ms"] for s in samples), 1),
-        "cpu_ms_here_median": round(cpu_ms, 2),
-        "lambda_ms_estimate": lambda_ms,
-        "cost_usd": cost,
-        "per_million_usd": round(sum(cost.values()) * 1e6, 2),
-    }
-
-
-def table(results: dict[str, dict[str, Any]]) -> str:
-    lines = [
-        "| request | DynamoDB calls | items read / written | RRU / WRU | CPU here (ms) | Lambda ms (est.) "
-        "| Lambda $/M | API GW $/M | DynamoDB $/M | total $/M |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+def measure(runs: int) -> tuple[list[Measured], dict[str, Measured], dict[str, int]]:
+    functions, template, repository, recorder, stored = setup()
+    runner = Runner(functions, template, recorder)
+    count = 5 + runs
+    middle = max(1, CONVERSIONS // PER_PAGE // 2)
+    list_query = {"website_id": "1", "order_type": "DESC", "results_per_page": str(PER_PAGE)}
+    results = [
+        runner.run("list (page 1)", "list_conversions", [event("list_conversions", query=list_query)] * count, 200),
+        runner.run(
+            f"list (page {middle}, the middle)",
+            "list_conversions",
+            [event("list_conversions", query={**list_query, "page": str(middle)})] * count,
+            200,
+        ),
+        runner.run(
+            "get", "get_conversion", [event("get_conversion", random.choice(stored)) for _ in range(count)], 200
+        ),
     ]
-    for name, r in results.items():
-        c = r["cost_usd"]
-        calls: dict[str, int] = {}
-        for op in r["dynamodb_calls"]:
-            calls[op] = calls.get(op, 0) + 1
-        described = ", ".join(f"{n}x {op}" if n > 1 else op for op, n in calls.items())
+    create = runner.run("create", "create_conversion", [event("create_conversion")] * count, 201)
+    made = [json.loads(body)["data"]["id"] for body in create.extra["bodies"]]
+    keyed = [event("create_conversion", **{"idempotency-key": f"cost-{n}"}) for n in range(count)]
+    results += [
+        create,
+        runner.run("create (Idempotency-Key)", "create_conversion", keyed, 201),
+        runner.run("update", "update_conversion", [event("update_conversion", i) for i in made], 200),
+        runner.run("delete", "delete_conversion", [event("delete_conversion", i) for i in made], 204),
+    ]
+    if (EVENTS / "conversion_statistics.json").exists():
+        statistics_event = event("conversion_statistics")
+        results.append(
+            runner.run("statistics (30 days, Europe/Paris)", "conversion_statistics", [statistics_event] * count, 200)
+        )
+    counting = counting_shares(runner, repository, template)
+    return results, counting, peak_memory(template, stored[0])
+
+
+def counting_shares(runner: Runner, repository: Repository, template: Template) -> dict[str, Measured]:
+    """The counting function's handler on stream batches of 1 and of 100 creates of one website."""
+    pump = StreamPump(template, embedded=True)
+    batches: list[dict[str, Any]] = []
+    pump.invoke = lambda event: batches.append(event) or {"batchItemFailures": []}
+    pump.drain()  # what the measured requests left on the stream
+    owner = repository.accounts.user_by_key_hash(hash_api_key(KEY))
+    shares = {}
+    for size in COUNTING_BATCHES:
+        events = []
+        for _ in range(6 if size == 1 else 4):  # the first is a warm-up
+            batches.clear()
+            for n in range(size):
+                repository.conversions.create(owner, 1 + n % 2, {})
+            pump.drain()
+            events.append({"Records": [r for b in batches for r in b["Records"]]})
+            assert len(events[-1]["Records"]) == size
+        measured = runner.run(f"counting, {size} a batch", "count_conversions", events, 200, warm=1)
+        measured.batch = size
+        shares[f"counting, {size} a batch"] = measured
+    return shares
+
+
+def peak_memory(template: Template, conversion: int) -> dict[str, int]:
+    """Peak RSS (MB) of a fresh interpreter importing each HTTP function and answering its event."""
+    peaks = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, payload in (
+            ("list_conversions", event("list_conversions")),
+            ("get_conversion", event("get_conversion", conversion)),
+            ("create_conversion", event("create_conversion")),
+        ):
+            path = Path(scratch) / f"{name}.json"
+            path.write_text(json.dumps(payload))
+            spec = template.function(name)
+            peaks[name] = round(run_once(spec.code_dir, spec.environment, path)["rss_kb"] / 1024)
+    return peaks
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def per_million(value: float) -> str:
+    return f"{value * 1e6:.2f}"
+
+
+def with_counting(request: Measured, share: Measured, memory: int) -> float:
+    return sum(request.dollars(memory).values()) + sum(share.dollars(memory, front_door=False).values())
+
+
+def cost_table(results: list[Measured], counting: dict[str, Measured]) -> str:
+    memories = " | ".join(f"{m} MB: ms / $ per M" for m in MEMORIES_MB)
+    lines = [
+        f"| request | CPU here (ms) | RRU | WRU | {memories} | of which API GW + DynamoDB ($/M) | cheapest | fastest |",
+        "|---|---:|---:|---:|" + "---:|" * len(MEMORIES_MB) + "---:|---|---|",
+    ]
+    rows: list[tuple[str, Measured, Measured | None]] = []
+    for r in results:
+        rows.append((r.name, r, None))
+        if r.name == "create":
+            rows += [(f"create + {name}", r, share) for name, share in counting.items()]
+    for label, request, share in rows:
+        totals = {
+            m: with_counting(request, share, m) if share else sum(request.dollars(m).values()) for m in MEMORIES_MB
+        }
+        ms = {m: request.lambda_ms(m) + (share.lambda_ms(m) / share.batch if share else 0) for m in MEMORIES_MB}
+        cells = " | ".join(f"{ms[m]:.0f} / {per_million(totals[m])}" for m in MEMORIES_MB)
+        fixed = request.dollars(MEMORIES_MB[0])
+        fixed_total = fixed["api_gateway"] + fixed["dynamodb"] + (share.dollars(128)["dynamodb"] if share else 0)
+        cheapest = min(MEMORIES_MB, key=lambda m: totals[m])
+        fastest = min(MEMORIES_MB, key=lambda m: request.lambda_ms(m))
         lines.append(
-            f"| {name} | {described} | {r['items_read']} / {r['items_written']} "
-            f"| {r['read_units']:g} / {r['write_units']:g} | {r['cpu_ms_here_median']:.1f} | {r['lambda_ms_estimate']} "
-            f"| {(c['lambda_compute'] + c['lambda_request']) * 1e6:.2f} | {c['api_gateway'] * 1e6:.2f} "
-            f"| {(c['dynamodb_reads'] + c['dynamodb_writes']) * 1e6:.2f} | **{r['per_million_usd']:.2f}** |"
+            f"| {label} | {statistics.median(request.cpu_ms):.1f} | {request.read_units:g} | {request.write_units:g} "
+            f"| {cells} | {per_million(fixed_total)} | {cheapest} MB | {fastest} MB |"
+        )
+    for name, share in counting.items():
+        lines.append(
+            f"| ({name}: the whole batch) | {statistics.median(share.cpu_ms):.1f} | {share.read_units:g} "
+            f"| {share.write_units:g} | "
+            + " | ".join(f"{share.lambda_ms(m)} / -" for m in MEMORIES_MB)
+            + " | - | - | - |"
         )
     return "\n".join(lines)
+
+
+def calls_table(results: list[Measured], counting: dict[str, Measured]) -> str:
+    lines = [
+        "| request | call | consistency | items | units | how |",
+        "|---|---|---|---|---:|---|",
+    ]
+    for measured in [*results, *counting.values()]:
+        for call in measured.calls:
+            units = f"{call.read_units:g} RRU" if call.read_units else f"{call.write_units:g} WRU"
+            lines.append(
+                f"| {measured.name} | {call.operation} | {call.consistency} | {call.items_text()} | {units} "
+                f"| {call.arithmetic} |"
+            )
+    return "\n".join(lines)
+
+
+def verdicts(results: list[Measured], counting: dict[str, Measured]) -> str:
+    memory = TEMPLATE_MEMORY_MB
+    by_name = {r.name: r for r in results}
+    figures = [
+        ("list", "page 1", sum(by_name["list (page 1)"].dollars(memory).values())),
+        ("list", "the middle page", sum(by_name[next(n for n in by_name if "middle" in n)].dollars(memory).values())),
+        ("get", "", sum(by_name["get"].dollars(memory).values())),
+    ]
+    figures += [
+        (
+            "create",
+            f"with the counting function's share at {share.batch} a batch",
+            with_counting(by_name["create"], share, memory),
+        )
+        for share in counting.values()
+        if share.batch == TARGET_BATCH
+    ]
+    lines = [f"Targets at {memory} MB (the template's), USD per million requests:"]
+    for name, how, got in figures:
+        verdict = "met" if got * 1e6 <= TARGETS[name] else "**missed**"
+        lines.append(
+            f"- {name}{f' ({how})' if how else ''}: {got * 1e6:.2f}, target at most {TARGETS[name]:.2f}: {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def memory_notes(results: list[Measured], peaks: dict[str, int]) -> str:
+    cheapest = {min(MEMORIES_MB, key=lambda m: sum(r.dollars(m).values())) for r in results}
+    return "\n".join(
+        [
+            f"- Cheapest per request: {', '.join(f'{m} MB' for m in sorted(cheapest))} for every request kind. Below "
+            f"{FULL_VCPU_MB} MB the CPU part costs the same at any memory (less CPU, longer, billed in proportion), "
+            "so only the DynamoDB waits grow with memory: the least memory is the cheapest.",
+            f"- Fastest: {max(MEMORIES_MB)} MB for every request kind (the CPU part shrinks with memory up to "
+            f"{FULL_VCPU_MB} MB; the DynamoDB waits do not).",
+            "- Peak RSS (VmHWM) of a fresh interpreter that imported the function and answered its event, on this "
+            f"machine: {', '.join(f'{name} {mb} MB' for name, mb in peaks.items())}, "
+            f"{'under' if max(peaks.values()) < min(MEMORIES_MB) else '**over**'} {min(MEMORIES_MB)} MB. Lambda's "
+            "'Max Memory Used' (the REPORT line) is the figure to check before choosing the least memory.",
+        ]
+    )
+
+
+def report(results: list[Measured], counting: dict[str, Measured], peaks: dict[str, int]) -> str:
+    assumptions = (
+        f"Region {REGION}; HTTP API ${PRICE['api_gateway_http_request'] * 1e6:.2f}/M requests; Lambda arm64 "
+        f"${PRICE['lambda_gb_second_arm64']}/GB-s and ${PRICE['lambda_request'] * 1e6:.2f}/M requests; DynamoDB on "
+        f"demand ${PRICE['dynamodb_write_request_unit'] * 1e6:.3f}/M write units and "
+        f"${PRICE['dynamodb_read_request_unit'] * 1e6:.3f}/M read units (a transactional write 2 units per KB, a "
+        "strongly consistent read 1 unit per 4 KB, eventually consistent half). Lambda time: CPU measured here x "
+        f"{FULL_VCPU_MB}/memory (1 vCPU at {FULL_VCPU_MB} MB) + {DYNAMODB_DEFAULT_MS:g} ms a DynamoDB call "
+        f"({DYNAMODB_MS['TransactWriteItems']:g} ms a TransactWriteItems). The account: {CONVERSIONS:,} conversions "
+        f"of website 1 over a year; pages of {PER_PAGE}. The counting function's share of a create: its invocation, "
+        "duration and write units divided by the conversions in its batch (an update or delete adds the same share: "
+        "one stream record each)."
+    )
+    return "\n\n".join(
+        [
+            "### Cost per million requests",
+            assumptions,
+            cost_table(results, counting),
+            verdicts(results, counting),
+            memory_notes(results, peaks),
+            "### Every request's DynamoDB work (the last measured request of each kind)",
+            calls_table(results, counting),
+        ]
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="measured requests of each kind (after 5 warm-ups)")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
     args = parser.parse_args()
-    results = measure(args.runs)
+    started = time.monotonic()
+    results, counting, peaks = measure(args.runs)
     if args.json:
-        print(json.dumps(results, indent=2))
+        raw = {
+            m.name: {
+                "cpu_ms_median": statistics.median(m.cpu_ms),
+                "read_units": m.read_units,
+                "write_units": m.write_units,
+                "batch": m.batch,
+                "response_bytes": m.response_bytes,
+                "lambda_ms": {mb: m.lambda_ms(mb) for mb in MEMORIES_MB},
+                "usd_per_million": {mb: sum(m.dollars(mb, m.batch == 1).values()) * 1e6 for mb in MEMORIES_MB},
+                "calls": [c.__dict__ for c in m.calls],
+            }
+            for m in [*results, *counting.values()]
+        }
+        print(json.dumps(raw, indent=2))
         return
-    print(f"Region {REGION}, {MEMORY_MB} MB arm64, {CONVERSIONS} conversions in the account, list pages of {PER_PAGE}")
-    print(table(results))
-    for name, r in results.items():
-        print(f"{name}: {r['response_bytes']} response bytes, {r['wall_ms_here_median']} ms wall here (moto)")
+    text = report(results, counting, peaks)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "cost.md").write_text(text + "\n")
+    print(text)
+    print(f"\nWrote {output / 'cost.md'} in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

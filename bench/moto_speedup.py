@@ -11,13 +11,14 @@ code still sorts, applies the key condition, Limit and the 1 MB page limit, and 
 ScannedCount and LastEvaluatedKey, so the figures the benchmark reports are unchanged (the same
 `results.md` with and without the window at N = 1,000 and 4,000).
 
-Transactions need no shortcut here: the embedded server backs up each table once per
-transaction (`goals_conversions_local.embedded`), and the benchmark's writes run on its
-smallest table.
+Transactions need no shortcut here: the embedded server's TransactWriteItems
+(`goals_conversions_local.embedded`) copies no table, only the items it writes, and applies its
+writes through the backend's put/update/delete, which forget the sorted partitions below.
 
 `put_items` writes items straight into the in-process moto backend: over HTTP a write costs a
 few milliseconds here, and a 100k-conversion table has over half a million items. The items
-themselves come from the repository (`Repository.fresh_table_items`). Only the benchmark uses this.
+come from bench/loading.py, built with the repository's own key design (`keys.conversion_item`,
+`keys.listed_item`, `keys.count_attributes`, `buckets.bucket_labels`). Only the benchmark uses this.
 """
 
 from __future__ import annotations
@@ -150,6 +151,11 @@ def _forgetting(write: Any) -> Any:
     return wrapper
 
 
+def forget() -> None:
+    """Drop the sorted partitions (for a caller that replaces a table's items directly)."""
+    _partitions.clear()
+
+
 def install() -> None:
     backend = dynamodb_models.DynamoDBBackend
     for name in ("put_item", "update_item", "delete_item", "transact_write_items", "delete_table"):
@@ -159,7 +165,8 @@ def install() -> None:
 
 
 def put_items(table_name: str, items: list[dict[str, Any]], region: str = "us-east-1") -> None:
-    """Write plain items (None values left out) into the in-process moto table, bypassing HTTP."""
+    """Write plain items (None values left out) into the in-process moto table, bypassing HTTP
+    (and the embedded server's one-request-at-a-time lock: call it while no request is in flight)."""
     backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][region]
     serializer = TypeSerializer()
     for item in items:
