@@ -60,25 +60,37 @@ class Conversions:
 
     def list(self, user: User, request: ListRequest) -> Page:
         """A page of the user's conversions matching the filters, and how many match."""
-        scope = self.scope_for(user, request.goal_id, request.website_id)
+        scope = self.scope_for(user, request.goal_id, request.website_id, read_website=False)
         if scope is None:
             return Page([], 0)
         skip, wanted = (request.page - 1) * request.results_per_page, request.results_per_page
         low, high = (_naive_utc(moment) for moment in (request.start, request.end))
         items, total = self.listing.page(user.user_id, scope, low, high, request.ascending, skip, wanted)
+        if scope.kind == "WEBSITE" and not self._owns_website(user, scope.scope_id, items):
+            return Page([], 0)
         return Page([conversion_from_item(i) for i in items], total)
 
-    def scope_for(self, user: User, goal_id: int | None, website_id: int | None) -> Scope | None:
+    def _owns_website(self, user: User, website_id: int, items: list[dict[str, Any]]) -> bool:
+        """Whether a listed website is the user's. A website's conversions carry their owner, so a
+        page that has any says it; only an empty page costs a read of the website."""
+        if items:
+            return bool(items[0]["user_id"] == user.user_id)
+        return self.accounts.owned(user, "WEBSITE", website_id) is not None
+
+    def scope_for(
+        self, user: User, goal_id: int | None, website_id: int | None, read_website: bool = True
+    ) -> Scope | None:
         """The conversions the filters name (goal and website combine with AND), or None when
         they name no conversion of the user's (another user's goal or website, or a goal of
-        another website)."""
+        another website). With `read_website` False a website alone is taken as named: for a
+        caller that proves ownership otherwise (the user's own counts never hold another's)."""
         if goal_id is not None:
             goal = self.accounts.owned(user, "GOAL", goal_id)
             if goal is None or website_id not in (None, goal["website_id"]):
                 return None
             return Scope("GOAL", goal_id)
         if website_id is not None:
-            if self.accounts.owned(user, "WEBSITE", website_id) is None:
+            if read_website and self.accounts.owned(user, "WEBSITE", website_id) is None:
                 return None
             return Scope("WEBSITE", website_id)
         return Scope("USER", user.user_id)

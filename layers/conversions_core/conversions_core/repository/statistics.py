@@ -46,7 +46,8 @@ class Statistics:
         """Conversions between each pair of consecutive `boundaries` (naive UTC, whole minutes,
         in order), start included, end excluded; zeros when the filters name no conversion of
         the user's (another user's goal or website)."""
-        scope = self.conversions.scope_for(user, goal_id, website_id)
+        # Only the user's own count items are read: another user's website has no counts there.
+        scope = self.conversions.scope_for(user, goal_id, website_id, read_website=False)
         intervals = list(pairwise(boundaries))
         if scope is None:
             return [0] * len(intervals)
