@@ -58,7 +58,8 @@ class Listing:
         start = max(low or buckets.EARLIEST, buckets.EARLIEST)
         end = min(high + _SECOND if high else buckets.LATEST, buckets.LATEST)
         memo: list[tuple[Run, list[Span]]] = []  # the bucket runs read, for the page's search to reuse
-        total = self.count(user_id, scope, start, end, memo)
+        # A later page walks the range's additive cover: the total is taken from the same runs.
+        total = self.count(user_id, scope, start, end, memo, additive=bool(skip))
         bounds = sort_bounds(low and _stamp(low), high and _stamp(high))
         first = skip
         if skip:  # the first page is read as it is; a later one is found from the counts
@@ -75,20 +76,32 @@ class Listing:
         # Counts may lag a write by the stream's delay; they never say less than what was read.
         return items, max(total, first + len(items))
 
-    def count(self, user_id: int, scope: Scope, start: datetime, end: datetime, memo: Memo | None = None) -> int:
-        """Conversions of the scope from `start` to `end` (exclusive)."""
-        runs = buckets.signed_cover(start, end)
+    def count(
+        self,
+        user_id: int,
+        scope: Scope,
+        start: datetime,
+        end: datetime,
+        memo: Memo | None = None,
+        additive: bool = False,
+    ) -> int:
+        """Conversions of the scope from `start` to `end` (exclusive): from the fewest buckets
+        (`signed_cover`), or from the runs a page's search reads (`cover`, with `additive`)."""
+        runs = buckets.cover(start, end) if additive else buckets.signed_cover(start, end)
         return sum(run.sign * span.count for run in runs for span in self.spans(user_id, scope, run, memo))
 
     def spans(self, user_id: int, scope: Scope, run: Run, memo: Memo | None = None) -> list[Span]:
         """The counted spans of a run, in time order, empty ones left out. With a memo, a run
-        inside one already read is not read again."""
-        if memo is not None and run.level is not None:
-            for read, found in memo:
-                if read.level == run.level and read.start <= run.start and run.end <= read.end:
-                    return [span for span in found if run.start <= span.start and span.end <= run.end]
+        inside one already read (or, for a part-minute, the same part-minute) is not read again."""
+        for read, found in memo or []:
+            if read.level != run.level or not (read.start <= run.start and run.end <= read.end):
+                continue
+            if run.level is not None:
+                return [span for span in found if run.start <= span.start and span.end <= run.end]
+            if (read.start, read.end) == (run.start, run.end):  # a part-minute is one count, not divisible
+                return found
         spans = self._read_spans(user_id, scope, run)
-        if memo is not None and run.level is not None:
+        if memo is not None:
             memo.append((run, spans))
         return spans
 
