@@ -52,7 +52,7 @@ CROSS_FIELD_RULES = (
 )
 
 
-# Tables of its own: the run makes hundreds of conversions, and moto copies the table each time.
+# Tables of its own: the run makes hundreds of conversions and goals, which no other test should see.
 ENVIRONMENT = own_tables(boto3.client("dynamodb"), "Fuzz")
 
 
