@@ -12,7 +12,7 @@ ScannedCount and LastEvaluatedKey, so the figures the benchmark reports are unch
 `results.md` with and without the window at N = 1,000 and 4,000).
 
 Transactions need no shortcut here: the embedded server's TransactWriteItems
-(`goals_conversions_local.embedded`) copies no table, only the items it writes, and applies its
+(`goals_conversions_local.moto_shortcuts`) copies no table, only the items it writes, and applies its
 writes through the backend's put/update/delete, which forget the sorted partitions below.
 
 `put_items` writes items straight into the in-process moto backend: over HTTP a write costs a
