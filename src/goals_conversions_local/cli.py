@@ -62,8 +62,10 @@ def prepare(seed: Path | None, seed_beside: bool = False) -> tuple[Template, Fun
     if seed:
         if seed_beside and server is not None:
             pump.start()  # counts what the child writes, as it writes
-            counts = _import_beside(seed)
-            pump.stop()
+            try:
+                counts = _import_beside(seed)
+            finally:
+                pump.stop()
             pump.drain()
         else:
             counts = load_seed_file(seed, client)
@@ -75,9 +77,9 @@ def prepare(seed: Path | None, seed_beside: bool = False) -> tuple[Template, Fun
 
 
 def _import_beside(seed: Path) -> dict[str, int]:
-    """`goals-conversions import SEED` (which counts what it writes) in a child process, on this
-    process's embedded database: the database on one core, the import and the counting function
-    on the other. A 100,000-conversion seed loads in about half the time it takes in one process."""
+    """`goals-conversions import --no-count SEED` in a child process, on this process's embedded
+    database, while this process's pump counts: the import's client runs on one core, the
+    database and the counting function on the other."""
     command = [sys.executable, "-m", "goals_conversions_local.cli", "import", "--json", "--no-count", str(seed)]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode:

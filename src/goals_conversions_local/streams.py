@@ -73,17 +73,6 @@ class StreamPump:
                 if not read:
                     return total
 
-    def skip_to_end(self) -> None:
-        """Take every record written so far as handled (another consumer counted them). Only for
-        the embedded database, whose records are then forgotten."""
-        from goals_conversions_local.embedded import stream_end, trim_stream
-
-        end = stream_end(self.table_name)
-        with self._lock:
-            for _, shard in self._shards():
-                self._positions[shard] = str(end - 1)
-                trim_stream(self.table_name, self._positions[shard])
-
     def start(self) -> StreamPump:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="stream-pump", daemon=True)

@@ -60,7 +60,7 @@ class Conversions:
 
     def list(self, user: User, request: ListRequest) -> Page:
         """A page of the user's conversions matching the filters, and how many match."""
-        scope = self.scope_for(user, request.goal_id, request.website_id, read_website=False)
+        scope = self.scope_for(user, request.goal_id, request.website_id)
         if scope is None:
             return Page([], 0)
         skip, wanted = (request.page - 1) * request.results_per_page, request.results_per_page
@@ -77,21 +77,17 @@ class Conversions:
             return bool(items[0]["user_id"] == user.user_id)
         return self.accounts.owned(user, "WEBSITE", website_id) is not None
 
-    def scope_for(
-        self, user: User, goal_id: int | None, website_id: int | None, read_website: bool = True
-    ) -> Scope | None:
+    def scope_for(self, user: User, goal_id: int | None, website_id: int | None) -> Scope | None:
         """The conversions the filters name (goal and website combine with AND), or None when
-        they name no conversion of the user's (another user's goal or website, or a goal of
-        another website). With `read_website` False a website alone is taken as named: for a
-        caller that proves ownership otherwise (the user's own counts never hold another's)."""
+        they name no conversion of the user's (another user's goal, or a goal of another
+        website). A website is not read: its conversions carry their owner, and the user's own
+        count items hold none of another user's websites."""
         if goal_id is not None:
             goal = self.accounts.owned(user, "GOAL", goal_id)
             if goal is None or website_id not in (None, goal["website_id"]):
                 return None
             return Scope("GOAL", goal_id)
         if website_id is not None:
-            if read_website and self.accounts.owned(user, "WEBSITE", website_id) is None:
-                return None
             return Scope("WEBSITE", website_id)
         return Scope("USER", user.user_id)
 

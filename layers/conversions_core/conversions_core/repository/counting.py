@@ -116,10 +116,8 @@ class Counter:
                     break  # this user's later records wait for the retry, in order
                 outcome.applied += applied
                 outcome.skipped += len(chunk) - applied
-        for record in records:
-            key = expired_listing(record)
-            if key is not None:
-                self.table.delete(key)  # deleting a missing item is fine: a retry does no harm
+        expired = {str(sorted(key.items())): key for key in map(expired_listing, records) if key is not None}
+        self.table.batch_delete(list(expired.values()))  # deleting a missing item is fine: a retry does no harm
         if failed:
             outcome.failed_sequence = min(failed, key=lambda sequence: (len(sequence), sequence))
         return outcome

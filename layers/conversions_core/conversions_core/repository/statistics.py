@@ -46,8 +46,7 @@ class Statistics:
         """Conversions between each pair of consecutive `boundaries` (naive UTC, whole minutes,
         in order), start included, end excluded; zeros when the filters name no conversion of
         the user's (another user's goal or website)."""
-        # Only the user's own count items are read: another user's website has no counts there.
-        scope = self.conversions.scope_for(user, goal_id, website_id, read_website=False)
+        scope = self.conversions.scope_for(user, goal_id, website_id)
         intervals = list(pairwise(boundaries))
         if scope is None:
             return [0] * len(intervals)
