@@ -51,6 +51,7 @@ from loading import conversion_id, load_conversions
 from units import Call, Recorder
 
 from conversions_core.auth import hash_api_key
+from conversions_core.http import get_services
 from conversions_core.models import Conversion
 from conversions_core.repository import Repository
 from conversions_core.seed import load_seed
@@ -183,14 +184,15 @@ class Runner:
 
     def __init__(self, functions: Functions, template: Template, recorder: Recorder):
         self.functions, self.template, self.recorder = functions, template, recorder
-        self.attached: set[str] = set()
+        self.attached: set[int] = set()
 
     def handler(self, name: str) -> Any:
         module = self.functions.module(self.template.function(name))
-        if name not in self.attached:  # the HTTP functions' services, or the counting function's table
-            owner = getattr(module, "services", None) or getattr(module, "table", None)
-            self.recorder.attach(owner.client)
-            self.attached.add(name)
+        # The HTTP functions' services (one per container, here shared), or the counting function's table.
+        client = module.table.client if hasattr(module, "table") else get_services().client
+        if id(client) not in self.attached:
+            self.recorder.attach(client)
+            self.attached.add(id(client))
         return module.lambda_handler
 
     def run(self, label: str, name: str, events: list[dict[str, Any]], expected: int, warm: int = 5) -> Measured:

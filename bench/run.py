@@ -282,6 +282,8 @@ def statistics_rows(bench: Bench, table_name: str, endpoint: str) -> list[tuple[
     """Items read by a statistics request (website 1, day intervals) over 30 days and over a year,
     in UTC, Europe/Paris and Asia/Kolkata, through the function's handler on this table (its key
     has no rate limit here, so no counter is written). Returns (N, range, timezone, status, counts)."""
+    from conversions_core.http import get_services
+    from conversions_core.services import Services
     from goals_conversions_local.runtime import LambdaContext, apply_environment, load_module
 
     apply_environment(Template())
@@ -292,7 +294,9 @@ def statistics_rows(bench: Bench, table_name: str, endpoint: str) -> list[tuple[
         AWS_ENDPOINT_URL_DYNAMODB=endpoint,
     )
     module = load_module(f"bench_statistics_{table_name}", STATISTICS_FUNCTION)
-    meter = Meter(module.services.client, bench.meter.count_partitions)
+    services = Services.from_env()  # this size's table, not the process's first
+    module.app.dependency_overrides[get_services] = lambda: services
+    meter = Meter(services.client, bench.meter.count_partitions)
     event = json.loads(STATISTICS_EVENT.read_text())
     event["headers"]["authorization"] = f"Bearer {KEYS[OWNER]}"
     rows = []

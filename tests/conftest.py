@@ -39,6 +39,7 @@ TEMPLATE = Template()
 apply_environment(TEMPLATE)
 ensure_tables(TEMPLATE, boto3.client("dynamodb"))
 
+from conversions_core.http import get_services  # noqa: E402
 from conversions_core.repository import Repository, ids  # noqa: E402
 from conversions_core.seed import load_seed  # noqa: E402
 from conversions_core.services import Services, dynamodb_client  # noqa: E402
@@ -178,6 +179,10 @@ def local_server(environment: dict[str, str]) -> Iterator[tuple[str, dict[str, A
     try:
         api = LocalApi(TEMPLATE)
         handlers = {spec.short_name: api.functions.module(spec) for spec in TEMPLATE.functions()}
+        services = Services.from_env()  # this server's tables, not those the process built first
+        for module in handlers.values():
+            if hasattr(module, "app"):
+                module.app.dependency_overrides[get_services] = lambda: services
     finally:
         for name, value in saved.items():
             if value is None:
@@ -199,7 +204,7 @@ def function_modules() -> list[Any]:
     """The API functions' handler modules, as the tests import them."""
     names = sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py"))
     modules = [importlib.import_module(f"functions.{name}.app") for name in names]
-    return [module for module in modules if hasattr(module, "get_services")]
+    return [module for module in modules if hasattr(module, "app")]
 
 
 @pytest.fixture(scope="module")
@@ -219,13 +224,13 @@ def tables(request: Any, dynamodb: Any) -> Iterator[dict[str, str]]:
     modules = function_modules()
     for module in modules:  # a client per function, as in Lambda
         services = Services.from_env(settings, dynamodb_client(settings.dynamodb_timeout_seconds))
-        module.app.dependency_overrides[module.get_services] = lambda services=services: services
+        module.app.dependency_overrides[get_services] = lambda services=services: services
     pump = counting_pump(environment["DATA_TABLE_NAME"])
     PUMPS.append(pump)
     yield environment
     PUMPS.remove(pump)
     for module in modules:
-        module.app.dependency_overrides.pop(module.get_services, None)
+        module.app.dependency_overrides.pop(get_services, None)
     for table in environment.values():
         dynamodb.delete_table(TableName=table)
 
@@ -401,20 +406,20 @@ def services_for(module: Any, services: Any) -> Iterator[None]:
     """Run a function module's handler with other services (clients, repositories, gate), through
     the dependency overrides of its resolver; the overrides before are back afterwards."""
     overrides = module.app.dependency_overrides
-    before = overrides.get(module.get_services)
-    overrides[module.get_services] = lambda: services
+    before = overrides.get(get_services)
+    overrides[get_services] = lambda: services
     try:
         yield
     finally:
         if before is None:
-            overrides.pop(module.get_services, None)
+            overrides.pop(get_services, None)
         else:
-            overrides[module.get_services] = before
+            overrides[get_services] = before
 
 
 def services_of(module: Any) -> Any:
     """The services a function module's handler uses now (its own, or the test module's)."""
-    return module.app.dependency_overrides.get(module.get_services, module.get_services)()
+    return module.app.dependency_overrides.get(get_services, get_services)()
 
 
 def with_conversions(module: Any, conversions: Any) -> Any:

@@ -2,11 +2,9 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from conversions_core.http import CurrentUser, entry_point, new_app
-from conversions_core.services import Services
+from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.statistics import (
     PARAMETER_RULES,
     Interval,
@@ -18,12 +16,7 @@ from conversions_core.statistics import (
 )
 from conversions_core.values import QueryDatetime, QueryId
 
-services = Services.from_env()
 app = new_app(PARAMETER_RULES)
-
-
-def get_services() -> Services:
-    return services
 
 
 @app.get(
@@ -35,7 +28,7 @@ def get_services() -> Services:
 )
 def conversion_statistics(
     user: CurrentUser,
-    services: Annotated[Services, Depends(get_services)],
+    services: AppServices,
     datetime_start: Annotated[QueryDatetime, Query()],
     datetime_end: Annotated[QueryDatetime, Query()],
     goal_id: Annotated[QueryId | None, Query()] = None,
@@ -50,4 +43,4 @@ def conversion_statistics(
     return statistics_body(request, [label for label, _ in intervals], counts)
 
 
-lambda_handler = entry_point(app, get_services)
+lambda_handler = entry_point(app)

@@ -2,21 +2,14 @@
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
-from conversions_core.http import CurrentUser, entry_point, new_app
+from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.idempotency import IdempotencyKey
 from conversions_core.models import PARAMETER_RULES, Conversion, ConversionBody, ConversionCreate
 from conversions_core.observability import CONVERSIONS_CREATED, count
-from conversions_core.services import Services
 
-services = Services.from_env()
 app = new_app(PARAMETER_RULES)
-
-
-def get_services() -> Services:
-    return services
 
 
 @app.post(
@@ -30,7 +23,7 @@ def get_services() -> Services:
 def create_conversion(
     body: Annotated[ConversionCreate, Body()],
     user: CurrentUser,
-    services: Annotated[Services, Depends(get_services)],
+    services: AppServices,
     idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
 ) -> ConversionBody:
     fields = body.model_dump()
@@ -48,4 +41,4 @@ def create_conversion(
     return ConversionBody(data=Conversion.model_validate(first))
 
 
-lambda_handler = entry_point(app, get_services)
+lambda_handler = entry_point(app)

@@ -2,29 +2,20 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from conversions_core.goals import GOAL_RULES, GoalBody, GoalCreate
-from conversions_core.http import CurrentUser, entry_point, new_app
+from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.observability import GOALS_CREATED, count
-from conversions_core.services import Services
 
-services = Services.from_env()
 app = new_app(GOAL_RULES)
 
 
-def get_services() -> Services:
-    return services
-
-
 @app.post("/api/goals", summary="Create a goal", operation_id="createGoal", tags=["Goals"], status_code=201)
-def create_goal(
-    body: Annotated[GoalCreate, Body()], user: CurrentUser, services: Annotated[Services, Depends(get_services)]
-) -> GoalBody:
+def create_goal(body: Annotated[GoalCreate, Body()], user: CurrentUser, services: AppServices) -> GoalBody:
     goal = services.repository.goals.create(user, body.model_dump(), body.model_fields_set)
     count(GOALS_CREATED)
     return GoalBody(data=goal)
 
 
-lambda_handler = entry_point(app, get_services)
+lambda_handler = entry_point(app)

@@ -2,11 +2,10 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from conversions_core.errors import invalid
-from conversions_core.http import CurrentUser, entry_point, list_response, new_app
+from conversions_core.http import AppServices, CurrentUser, entry_point, list_response, new_app
 from conversions_core.models import (
     LIST_PARAMETERS,
     PARAMETER_RULES,
@@ -16,15 +15,9 @@ from conversions_core.models import (
     OrderBy,
     OrderType,
 )
-from conversions_core.services import Services
 from conversions_core.values import PageNumber, QueryDatetime, QueryId, ResultsPerPage
 
-services = Services.from_env()
 app = new_app(PARAMETER_RULES)
-
-
-def get_services() -> Services:
-    return services
 
 
 @app.get(
@@ -38,7 +31,7 @@ def get_services() -> Services:
 )
 def list_conversions(
     user: CurrentUser,
-    services: Annotated[Services, Depends(get_services)],
+    services: AppServices,
     goal_id: Annotated[QueryId | None, Query()] = None,
     website_id: Annotated[QueryId | None, Query()] = None,
     datetime_field: Annotated[DatetimeField | None, Query()] = None,
@@ -68,4 +61,4 @@ def list_conversions(
     )
 
 
-lambda_handler = entry_point(app, get_services)
+lambda_handler = entry_point(app)

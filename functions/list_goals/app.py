@@ -2,7 +2,6 @@
 
 from typing import Annotated, Literal
 
-from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import Field
 
@@ -14,17 +13,11 @@ from conversions_core.goals import (
     GoalOrderBy,
     GoalType,
 )
-from conversions_core.http import CurrentUser, entry_point, list_response, new_app
-from conversions_core.services import Services
+from conversions_core.http import AppServices, CurrentUser, entry_point, list_response, new_app
 from conversions_core.values import PageNumber, QueryId, ResultsPerPage
 
-services = Services.from_env()
 app = new_app(GOAL_RULES)
 Search = Annotated[str, Field(max_length=100)]
-
-
-def get_services() -> Services:
-    return services
 
 
 @app.get(
@@ -36,7 +29,7 @@ def get_services() -> Services:
 )
 def list_goals(
     user: CurrentUser,
-    services: Annotated[Services, Depends(get_services)],
+    services: AppServices,
     website_id: Annotated[QueryId | None, Query()] = None,
     type: Annotated[GoalType | None, Query()] = None,  # noqa: A002 - the contract's name
     search: Annotated[Search | None, Query()] = None,
@@ -52,4 +45,4 @@ def list_goals(
     )
 
 
-lambda_handler = entry_point(app, get_services)
+lambda_handler = entry_point(app)

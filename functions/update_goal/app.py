@@ -2,20 +2,13 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from conversions_core.goals import GOAL_RULES, GoalBody, GoalIdPath, GoalUpdate
-from conversions_core.http import CurrentUser, entry_point, new_app
+from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.observability import GOALS_UPDATED, count
-from conversions_core.services import Services
 
-services = Services.from_env()
 app = new_app(GOAL_RULES)
-
-
-def get_services() -> Services:
-    return services
 
 
 @app.post("/api/goals/<goal_id>", summary="Update a goal", operation_id="updateGoal", tags=["Goals"])
@@ -23,11 +16,11 @@ def update_goal(
     goal_id: GoalIdPath,
     body: Annotated[GoalUpdate, Body()],
     user: CurrentUser,
-    services: Annotated[Services, Depends(get_services)],
+    services: AppServices,
 ) -> GoalBody:
     goal = services.repository.goals.update(user, goal_id, body.changes())
     count(GOALS_UPDATED)
     return GoalBody(data=goal)
 
 
-lambda_handler = entry_point(app, get_services)
+lambda_handler = entry_point(app)

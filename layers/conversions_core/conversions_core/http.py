@@ -8,7 +8,8 @@ import json
 import re
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Annotated, Any
+from functools import cache
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -35,12 +36,10 @@ from conversions_core.errors import (
 from conversions_core.links import PageLinks, base_url
 from conversions_core.models import User
 from conversions_core.observability import logger, observe
+from conversions_core.services import Services
 from conversions_core.values import ListBody
 
-if TYPE_CHECKING:
-    from conversions_core.services import Services
-
-__all__ = ["CurrentUser", "entry_point", "error_response", "list_response", "new_app"]
+__all__ = ["AppServices", "CurrentUser", "entry_point", "error_response", "get_services", "list_response", "new_app"]
 
 JSON = "application/json"
 _STATUSES: tuple[tuple[type[DomainError], int], ...] = (
@@ -128,9 +127,20 @@ def validation_error(error: RequestValidationError, rules: dict[str, str], repea
     return InvalidInputError(*problems.values())
 
 
+@cache
+def get_services() -> Services:
+    """The container's clients and repositories, built once, at init (`new_app` asks first).
+    Tests give a resolver others through its dependency_overrides."""
+    return Services.from_env()
+
+
+AppServices = Annotated[Services, Depends(get_services)]
+
+
 def new_app(rules: dict[str, str]) -> HttpApiResolver:
     """A resolver with validation on and every error in the contract's format; `rules` titles
-    the 400 for each parameter."""
+    the 400 for each parameter. The container's services are built here, in Lambda's init."""
+    get_services()
     app = HttpApiResolver(enable_validation=True)
 
     @app.exception_handler(DomainError)
@@ -171,14 +181,13 @@ def current_user() -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def entry_point(app: HttpApiResolver, services: Callable[[], Services]) -> Callable[[dict[str, Any], Any], Any]:
+def entry_point(app: HttpApiResolver) -> Callable[[dict[str, Any], Any], Any]:
     """A function's Lambda handler: authenticate, count against the rate limit, read the body,
-    then route. `services` is the function's dependency for its clients (tests replace it with
-    app.dependency_overrides, as for the routes)."""
+    then route, with the services the routes get (`get_services`, or the app's override)."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        chosen = app.dependency_overrides.get(services, services)()
+        chosen = app.dependency_overrides.get(get_services, get_services)()
         with observe(event.get("routeKey", "")) as outcome:
             response = _handle(app, chosen, event, context)
             outcome["status"] = response.get("statusCode")
