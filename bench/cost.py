@@ -35,7 +35,6 @@ import math
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -48,10 +47,10 @@ import boto3
 import moto_speedup
 from imports import run_once
 from loading import conversion_id, load_conversions
+from report import publish
 from units import Call, Recorder
 
 from conversions_core.auth import hash_api_key
-from conversions_core.http import get_services
 from conversions_core.models import Conversion
 from conversions_core.repository import Repository
 from conversions_core.seed import load_seed
@@ -188,6 +187,9 @@ class Runner:
 
     def handler(self, name: str) -> Any:
         module = self.functions.module(self.template.function(name))
+        # Imported once the functions' environment is set (it names the metrics' namespace).
+        from conversions_core.http import get_services
+
         # The HTTP functions' services (one per container, here shared), or the counting function's table.
         client = module.table.client if hasattr(module, "table") else get_services().client
         if id(client) not in self.attached:
@@ -449,11 +451,7 @@ def main() -> None:
         print(json.dumps(raw, indent=2))
         return
     text = report(results, counting, peaks)
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "cost.md").write_text(text + "\n")
-    print(text)
-    print(f"\nWrote {output / 'cost.md'} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    publish(text, args.output, "cost.md", f" in {time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":

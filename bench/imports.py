@@ -38,6 +38,7 @@ import boto3
 import moto_speedup
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
+from report import publish
 
 from conversions_core.auth import hash_api_key
 from conversions_core.repository import Repository
@@ -216,10 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         extra = {name: sorted(imported_modules(*case) - baseline - {"app"}) for name, case in cases.items()}
 
     text = report(samples, extra, skipped, args.rounds)
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "cold_start.md").write_text(text + "\n")
-    print(text)
+    publish(text, args.output, "cold_start.md")
 
 
 def report(

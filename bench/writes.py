@@ -19,12 +19,12 @@ Usage: python bench/writes.py [--output bench/results]
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 import boto3
 from loading import load_owners
+from report import publish
 from units import Call, Recorder
 
 from conversions_core.auth import hash_api_key
@@ -187,11 +187,7 @@ def main(argv: list[str] | None = None) -> None:
             verdicts(steps, rows),
         ]
     )
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "writes.md").write_text(text + "\n")
-    print(text)
-    print(f"\nWrote {output / 'writes.md'}", file=sys.stderr)
+    publish(text, args.output, "writes.md")
 
 
 if __name__ == "__main__":

@@ -377,6 +377,14 @@ def api_event(
     return event
 
 
+def goal_event(name: str, tenant: Any, goal_id: Any, **kwargs: Any) -> dict[str, Any]:
+    """`api_event` for a goal's path (/api/goals/{goal_id}), as `tenant`."""
+    event = api_event(name, headers=tenant.auth, **kwargs)
+    event["pathParameters"] = {"goal_id": str(goal_id)}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/api/goals/{goal_id}"
+    return event
+
+
 class Result:
     """A handler's response (payload 2.0), decoded."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import LambdaContext, Result, api_event, invoke, settle
+from conftest import LambdaContext, Result, api_event, goal_event, invoke, settle
 from conversions_core.auth import hash_api_key
 from conversions_core.models import ListRequest
 from conversions_core.repository import cascade
@@ -14,13 +14,6 @@ from functions.delete_goal import app as delete_app
 from functions.get_conversion import app as get_conversion_app
 from functions.list_conversions import app as list_app
 from functions.update_goal import app as update_app
-
-
-def goal_event(name, tenant, goal_id, **kwargs):
-    event = api_event(name, headers=tenant.auth, **kwargs)
-    event["pathParameters"] = {"goal_id": str(goal_id)}
-    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/api/goals/{goal_id}"
-    return event
 
 
 def total(tenant, **query):

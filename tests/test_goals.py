@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import api_event, invoke
+from conftest import api_event, goal_event, invoke
 from functions.create_conversion import app as create_conversion_app
 from functions.create_goal import app as create_app
 from functions.delete_goal import app as delete_app
@@ -39,13 +39,6 @@ def update(tenant, goal_id, **kwargs):
 
 def delete(tenant, goal_id):
     return invoke(delete_app, goal_event("delete_goal", tenant, goal_id))
-
-
-def goal_event(name, tenant, goal_id, **kwargs):
-    event = api_event(name, headers=tenant.auth, **kwargs)
-    event["pathParameters"] = {"goal_id": str(goal_id)}
-    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/api/goals/{goal_id}"
-    return event
 
 
 def listed(tenant, **query):

@@ -12,7 +12,17 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import TEMPLATE, Tenant, api_event, invoke, new_id, services_for, services_of, with_conversions
+from conftest import (
+    TEMPLATE,
+    Tenant,
+    api_event,
+    goal_event,
+    invoke,
+    new_id,
+    services_for,
+    services_of,
+    with_conversions,
+)
 from conversions_core.auth import hash_api_key
 from conversions_core.errors import DatabaseBusyError
 from conversions_core.repository import Repository, cascade
@@ -203,13 +213,6 @@ def test_idempotency_keys_are_scoped_to_the_user(make_tenant):
     assert second.json["data"]["user_id"] == b.user_id != first.json["data"]["user_id"]
 
 
-def _goal_event(name: str, tenant: Tenant, goal_id: int, **kwargs: Any) -> dict[str, Any]:
-    event = api_event(name, headers=tenant.auth, **kwargs)
-    event["pathParameters"] = {"goal_id": str(goal_id)}
-    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/api/goals/{goal_id}"
-    return event
-
-
 def _update(tenant: Tenant, conversion_id: int, body: dict[str, Any]) -> dict[str, Any]:
     return api_event("update_conversion", headers=tenant.auth, conversion_id=conversion_id, json_body=body)
 
@@ -349,10 +352,10 @@ def test_each_function_is_granted_exactly_the_calls_it_makes(recorders, make_ten
     body = {"website_id": tenant.website_id, "type": "custom", "name": "IAM", "key": "iam"}
     goal = invoke(create_goal_app, api_event("create_goal", headers=auth, json_body=body)).json["data"]
     assert invoke(list_goals_app, api_event("list_goals", headers=auth, query={})).status == 200
-    assert invoke(get_goal_app, _goal_event("get_goal", tenant, goal["id"])).status == 200
+    assert invoke(get_goal_app, goal_event("get_goal", tenant, goal["id"])).status == 200
     change = {"website_id": tenant.lightweight_website_id, "key": "iam-2"}
-    assert invoke(update_goal_app, _goal_event("update_goal", tenant, goal["id"], json_body=change)).status == 200
-    assert invoke(delete_goal_app, _goal_event("delete_goal", tenant, goal["id"])).status == 204
+    assert invoke(update_goal_app, goal_event("update_goal", tenant, goal["id"], json_body=change)).status == 200
+    assert invoke(delete_goal_app, goal_event("delete_goal", tenant, goal["id"])).status == 204
 
     for function, recorder in recorders.items():
         allowed = granted(function)
