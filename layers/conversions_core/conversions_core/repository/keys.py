@@ -123,6 +123,10 @@ def listed_item(conversion: Conversion) -> dict[str, Any]:
     }
 
 
+# A listed item's conversion without its keys: what a list page reads of it.
+LISTED_FIELDS = tuple(Conversion.model_fields)
+
+
 def conversion_item(conversion: Conversion, version: int, retention_days: int = 0) -> dict[str, Any]:
     """The item get, update and delete read by id; its stream records keep the counts. With a
     retention, DynamoDB's TTL deletes it that many days after the conversion's datetime."""

@@ -16,7 +16,7 @@ from typing import Any
 from conversions_core.repository import buckets
 from conversions_core.repository.buckets import Run
 from conversions_core.repository.dynamo import Table, from_dynamo, to_dynamo
-from conversions_core.repository.keys import Scope, count_partition, sort_bounds
+from conversions_core.repository.keys import LISTED_FIELDS, Scope, count_partition, sort_bounds
 
 _SECOND = timedelta(seconds=1)
 
@@ -155,14 +155,19 @@ class Listing:
             skip -= span.count
         return None, skip
 
-    def _listed_query(self, scope: Scope, low: str, high: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    def _listed_query(
+        self, scope: Scope, low: str, high: str, fields: tuple[str, ...] = (), **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
         if scope.index:
             kwargs["IndexName"] = scope.index
         else:
             kwargs["ConsistentRead"] = True  # the website's own list is never stale
+        names = {"#p": scope.key_attribute} | {f"#f{n}": field for n, field in enumerate(fields)}
+        if fields:  # fewer attributes to send and parse (the read units are the same)
+            kwargs["ProjectionExpression"] = ", ".join(name for name in names if name != "#p")
         return self.table.query(
             KeyConditionExpression="#p = :p AND sk BETWEEN :low AND :high",
-            ExpressionAttributeNames={"#p": scope.key_attribute},
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=to_dynamo({":p": scope.partition, ":low": low, ":high": high}),
             **kwargs,
         )
@@ -171,7 +176,7 @@ class Listing:
         self, scope: Scope, bounds: tuple[str, str], ascending: bool, skip: int, wanted: int
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        for page in self._listed_query(scope, *bounds, ScanIndexForward=ascending, Limit=skip + wanted):
+        for page in self._listed_query(scope, *bounds, LISTED_FIELDS, ScanIndexForward=ascending, Limit=skip + wanted):
             items += page["Items"]
             if len(items) >= skip + wanted:
                 break
