@@ -17,7 +17,8 @@ def intervals(start: str, end: str, interval: str = "day", timezone: str = "UTC"
 
 
 def _minute(moment: datetime) -> str:
-    return moment.isoformat(sep=" ", timespec="minutes")
+    """To the minute, or to the second when the instant is inside a minute (a range's own bounds)."""
+    return moment.isoformat(sep=" ", timespec="seconds" if moment.second else "minutes")
 
 
 def labels(start: str, end: str, interval: str = "day", timezone: str = "UTC") -> list[str]:
@@ -31,12 +32,12 @@ def test_utc_days_from_the_day_holding_the_start_to_the_day_holding_the_end():
         ("2026-06-02 00:00:00", "2026-06-02 00:00"),
         ("2026-06-03 00:00:00", "2026-06-03 00:00"),
     ]
-    assert end == "2026-06-03 08:01"  # the whole minute of datetime_end
+    assert end == "2026-06-03 08:00:01"  # just after datetime_end's second: bounds are inclusive
 
 
-def test_seconds_in_the_bounds_are_dropped_and_their_whole_minute_counted():
+def test_the_bounds_keep_their_seconds():
     starts, end = intervals("2026-06-01 10:30:59", "2026-06-01 10:31:00")
-    assert starts == [("2026-06-01 00:00:00", "2026-06-01 10:30")] and end == "2026-06-01 10:32"
+    assert starts == [("2026-06-01 00:00:00", "2026-06-01 10:30:59")] and end == "2026-06-01 10:31:01"
 
 
 def test_a_day_ending_at_its_last_second_does_not_open_the_next_day():
@@ -46,14 +47,14 @@ def test_a_day_ending_at_its_last_second_does_not_open_the_next_day():
 
 
 def test_paris_days_are_23_and_25_hours_at_the_2026_changes():
-    spring, end = intervals("2026-03-28 00:00:00", "2026-03-30 23:59:00", timezone="Europe/Paris")
+    spring, end = intervals("2026-03-28 00:00:00", "2026-03-30 23:59:59", timezone="Europe/Paris")
     assert [utc for _, utc in spring] + [end] == [
         "2026-03-27 23:00",
         "2026-03-28 23:00",  # 29 March: 23 hours
         "2026-03-29 22:00",
         "2026-03-30 22:00",
     ]
-    autumn, end = intervals("2026-10-24 00:00:00", "2026-10-26 23:59:00", timezone="Europe/Paris")
+    autumn, end = intervals("2026-10-24 00:00:00", "2026-10-26 23:59:59", timezone="Europe/Paris")
     assert [utc for _, utc in autumn] + [end] == [
         "2026-10-23 22:00",
         "2026-10-24 22:00",  # 25 October: 25 hours
@@ -63,7 +64,7 @@ def test_paris_days_are_23_and_25_hours_at_the_2026_changes():
 
 
 def test_paris_skipped_hour_gives_no_interval():
-    starts, end = intervals("2026-03-29 00:00:00", "2026-03-29 04:59:00", "hour", "Europe/Paris")
+    starts, end = intervals("2026-03-29 00:00:00", "2026-03-29 04:59:59", "hour", "Europe/Paris")
     assert starts == [
         ("2026-03-29 00:00:00", "2026-03-28 23:00"),
         ("2026-03-29 01:00:00", "2026-03-29 00:00"),
@@ -74,7 +75,7 @@ def test_paris_skipped_hour_gives_no_interval():
 
 
 def test_paris_repeated_hour_gives_two_intervals_with_the_same_label():
-    starts, end = intervals("2026-10-25 01:00:00", "2026-10-25 03:59:00", "hour", "Europe/Paris")
+    starts, end = intervals("2026-10-25 01:00:00", "2026-10-25 03:59:59", "hour", "Europe/Paris")
     assert starts == [
         ("2026-10-25 01:00:00", "2026-10-24 23:00"),
         ("2026-10-25 02:00:00", "2026-10-25 00:00"),
@@ -85,25 +86,25 @@ def test_paris_repeated_hour_gives_two_intervals_with_the_same_label():
 
 
 def test_bounds_in_a_repeated_hour_take_both_occurrences():
-    starts, end = intervals("2026-10-25 02:30:00", "2026-10-25 02:30:00", "hour", "Europe/Paris")
+    starts, end = intervals("2026-10-25 02:30:00", "2026-10-25 02:30:59", "hour", "Europe/Paris")
     assert starts == [("2026-10-25 02:00:00", "2026-10-25 00:30"), ("2026-10-25 02:00:00", "2026-10-25 01:00")]
     assert end == "2026-10-25 01:31"
 
 
 def test_a_bound_in_skipped_time_is_the_transition():
-    starts, end = intervals("2026-03-29 02:30:00", "2026-03-29 03:10:00", "hour", "Europe/Paris")
+    starts, end = intervals("2026-03-29 02:30:00", "2026-03-29 03:10:59", "hour", "Europe/Paris")
     assert starts == [("2026-03-29 03:00:00", "2026-03-29 01:00")] and end == "2026-03-29 01:11"
     assert intervals("2026-03-29 02:10:00", "2026-03-29 02:50:00", "hour", "Europe/Paris") == ([], "2026-03-29 01:00")
 
 
 def test_paris_hours_of_a_whole_day_number_23_and_25():
-    assert len(labels("2026-03-29 00:00:00", "2026-03-29 23:59:00", "hour", "Europe/Paris")) == 23
-    autumn = labels("2026-10-25 00:00:00", "2026-10-25 23:59:00", "hour", "Europe/Paris")
+    assert len(labels("2026-03-29 00:00:00", "2026-03-29 23:59:59", "hour", "Europe/Paris")) == 23
+    autumn = labels("2026-10-25 00:00:00", "2026-10-25 23:59:59", "hour", "Europe/Paris")
     assert len(autumn) == 25 and autumn.count("2026-10-25 02:00:00") == 2
 
 
 def test_kolkata_days_and_hours_start_on_the_half_hour():
-    starts, end = intervals("2026-06-01 00:00:00", "2026-06-02 23:59:00", timezone="Asia/Kolkata")
+    starts, end = intervals("2026-06-01 00:00:00", "2026-06-02 23:59:59", timezone="Asia/Kolkata")
     assert starts == [("2026-06-01 00:00:00", "2026-05-31 18:30"), ("2026-06-02 00:00:00", "2026-06-01 18:30")]
     assert end == "2026-06-02 18:30"
     hours, _ = intervals("2026-06-01 10:00:00", "2026-06-01 11:15:00", "hour", "Asia/Kolkata")
@@ -111,7 +112,7 @@ def test_kolkata_days_and_hours_start_on_the_half_hour():
 
 
 def test_kathmandu_months_start_at_a_quarter_past():
-    starts, end = intervals("2026-01-15 00:00:00", "2026-03-02 00:00:00", "month", "Asia/Kathmandu")
+    starts, end = intervals("2026-01-15 00:00:00", "2026-03-02 00:00:59", "month", "Asia/Kathmandu")
     assert starts == [
         ("2026-01-01 00:00:00", "2026-01-14 18:15"),
         ("2026-02-01 00:00:00", "2026-01-31 18:15"),
@@ -149,16 +150,18 @@ def test_a_day_that_does_not_exist_gives_no_interval():
     ]
 
 
-def test_offsets_with_seconds_are_taken_to_the_minute():
+def test_an_offset_with_seconds_is_exact_at_the_range_start_and_taken_to_the_minute_between_intervals():
     # Paris mean time was UTC+0:09:21 until 11 March 1911.
-    starts, end = intervals("1911-03-10 00:00:00", "1911-03-11 23:59:00", timezone="Europe/Paris")
-    assert starts == [("1911-03-10 00:00:00", "1911-03-09 23:50"), ("1911-03-11 00:00:00", "1911-03-11 00:00")]
+    starts, end = intervals("1911-03-10 00:00:00", "1911-03-11 23:59:59", timezone="Europe/Paris")
+    assert starts == [("1911-03-10 00:00:00", "1911-03-09 23:50:39"), ("1911-03-11 00:00:00", "1911-03-11 00:00")]
+    starts, _ = intervals("1911-03-09 12:00:00", "1911-03-10 12:00:00", timezone="Europe/Paris")
+    assert starts[1] == ("1911-03-10 00:00:00", "1911-03-09 23:50")
     assert end == "1911-03-12 00:00"
 
 
 def test_every_boundary_matches_zoneinfo_for_a_year_of_hours():
     tz = ZoneInfo("Europe/Paris")
-    request = statistics_request(datetime(2026, 1, 1), datetime(2026, 12, 31, 23, 59), "hour", "Europe/Paris")
+    request = statistics_request(datetime(2026, 1, 1), datetime(2026, 12, 31, 23, 59, 59), "hour", "Europe/Paris")
     starts, end = local_intervals(request)
     assert len(starts) == 365 * 24
     utc = [start for _, start in starts] + [end]

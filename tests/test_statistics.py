@@ -27,10 +27,10 @@ def stats(tenant, **query):
 
 
 def _bounds(query: dict[str, str]) -> tuple[datetime, datetime]:
-    """The range in UTC, as the contract reads it: whole minutes, datetime_end's minute included."""
+    """The range in UTC, as the contract reads it: to the second, both bounds included."""
     tz = ZoneInfo(query.get("timezone", "UTC"))
-    start, end = (datetime.fromisoformat(query[name]).replace(second=0) for name in ("datetime_start", "datetime_end"))
-    return start.replace(tzinfo=tz).astimezone(UTC), end.replace(tzinfo=tz).astimezone(UTC) + timedelta(minutes=1)
+    start, end = (datetime.fromisoformat(query[name]) for name in ("datetime_start", "datetime_end"))
+    return start.replace(tzinfo=tz).astimezone(UTC), end.replace(tzinfo=tz).astimezone(UTC) + timedelta(seconds=1)
 
 
 def _key(moment: datetime, query: dict[str, str]) -> tuple[str, Any]:
@@ -48,7 +48,7 @@ def _walk(query: dict[str, str]) -> tuple[list[tuple[str, Any]], list[datetime]]
     """The intervals of the range in order, and the UTC instants where one ends and the next
     starts: found by stepping a quarter-hour at a time (the zones tested move on quarter-hours)."""
     start, end = _bounds(query)
-    probe = start.replace(minute=start.minute - start.minute % 15) + _QUARTER
+    probe = start.replace(minute=start.minute - start.minute % 15, second=0) + _QUARTER
     probes = [start]
     while probe < end:
         probes.append(probe)
@@ -89,6 +89,7 @@ def conversions_around(tenant, query: dict[str, str], count: int = 120) -> list[
 
 CASES = [
     ("hour", "UTC", "2026-06-01 10:17:45", "2026-06-03 08:05:00"),
+    ("day", "Asia/Kolkata", "2026-06-01 09:15:30", "2026-06-03 18:44:10"),
     ("day", "UTC", "2026-06-01 00:00:00", "2026-06-30 23:59:59"),
     ("month", "UTC", "2025-11-15 00:00:00", "2026-03-10 12:00:00"),
     ("day", "America/New_York", "2026-03-05 00:00:00", "2026-03-12 23:59:59"),

@@ -5,10 +5,10 @@ Decisions the contract leaves open:
   the range: the first is the unit holding datetime_start, the last the unit holding
   datetime_end. Each counts the conversions inside both the interval and the range, so the sum
   of `data` is `meta.total`. An interval is labelled by its calendar start.
-- Boundaries are taken to the minute: seconds in the bounds are dropped (the whole minute of
-  datetime_start and of datetime_end is counted), and a boundary in a zone whose historical
-  offset has seconds (local mean time) is taken down to its UTC minute. So nothing but count
-  buckets is read.
+- The bounds are inclusive and exact to the second, as in a list. The boundaries between
+  intervals are whole minutes (one in a zone whose historical offset has seconds, local mean
+  time, is taken down to its UTC minute), so only the range's own bounds can fall inside a
+  minute, and only they can cost a read of conversions (a part-minute's COUNT).
 - Daylight saving: a local day is 23 or 25 hours. For `hour`, a repeated local hour gives two
   intervals with the same label, in order, and a skipped hour gives none (nor does any interval
   wholly inside skipped time). A local midnight that does not exist starts the day at the
@@ -62,7 +62,7 @@ PARAMETER_RULES = {
     "interval": "interval must be one of hour, day, month",
     "timezone": TIMEZONE_RULE,
 }
-_MINUTE = timedelta(minutes=1)
+_SECOND = timedelta(seconds=1)
 # IANA names: Area/Location in ASCII letters, digits, '_', '-' and '+'. The zoneinfo folder also
 # holds files that are not zones of their own, refused by name.
 _ZONE_NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_+-]{0,30}(?:/[A-Za-z0-9_+-]{1,30}){0,2}"
@@ -135,10 +135,12 @@ def statistics_request(start: datetime, end: datetime, interval: Interval, timez
 
 def local_intervals(request: StatisticsRequest) -> tuple[list[tuple[str, datetime]], datetime]:
     """The intervals of the range as (local label, UTC start), in order, and the UTC end of the
-    last; UTC instants are naive and on whole minutes, the first start is the range's start."""
+    last; UTC instants are naive. The first start is the range's start and the end is just after
+    its last second (both to the second, bounds being inclusive); the boundaries between
+    intervals are on whole minutes (an old offset with seconds is taken to its minute)."""
     tz = zone(request.timezone)
-    low = _minute(_utc_start(_minute(request.start), tz))
-    high = _minute(_utc_end(_minute(request.end), tz))
+    low = _utc_start(request.start, tz)
+    high = _utc_end(request.end, tz)
     starts: list[tuple[str, datetime]] = []
     unit, last = _floor(request.interval, request.start), _floor(request.interval, request.end)
     while True:
@@ -194,9 +196,9 @@ def _utc_start(local: datetime, tz: ZoneInfo) -> datetime:
 
 
 def _utc_end(local: datetime, tz: ZoneInfo) -> datetime:
-    """When the local minute last ends (the transition if it is skipped)."""
+    """When the local second last ends (the transition if it is skipped)."""
     before, after = _offsets(local, tz)
-    return _transition(local, tz, before, after) if before < after else _shift(local, after, _MINUTE)
+    return _transition(local, tz, before, after) if before < after else _shift(local, after, _SECOND)
 
 
 def _shift(local: datetime, offset: timedelta, extra: timedelta = timedelta(0)) -> datetime:

@@ -6,8 +6,9 @@ buckets of all intervals are gathered, each once (neighbouring intervals share t
 read level by level: needed units close together (at most `QUERY_GAP` units apart) and at least
 `QUERY_MIN` of them are read with one Query on their sort-key range (a run of days, of hours...);
 the others, scattered, with BatchGetItem, 100 keys a call. A bucket that does not exist counts 0.
-What is asked depends on the boundaries only, never on the number of conversions; boundaries
-are on whole minutes, so no conversion is ever read.
+What is asked depends on the boundaries only, never on the number of conversions. A bound
+inside a minute (the range's own start or end, to the second) leaves a part-minute, counted on
+the listed conversions with one COUNT Query of at most a minute of them, as a list does.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ QUERY_MIN = 8
 QUERY_GAP = 24
 
 Bucket = tuple[int, datetime]  # (level, unit start)
-Signed = list[tuple[int, Bucket]]  # an interval's buckets with their signs
+PartMinute = tuple[None, datetime, datetime]  # [start, end) inside one minute
+Signed = list[tuple[int, Bucket | PartMinute]]  # an interval's buckets with their signs
 
 
 class Statistics:
@@ -43,15 +45,20 @@ class Statistics:
         self.listing = Listing(conversions.table)
 
     def counts(self, user: User, goal_id: int | None, website_id: int | None, boundaries: list[datetime]) -> list[int]:
-        """Conversions between each pair of consecutive `boundaries` (naive UTC, whole minutes,
-        in order), start included, end excluded; zeros when the filters name no conversion of
-        the user's (another user's goal or website)."""
+        """Conversions between each pair of consecutive `boundaries` (naive UTC, in order), start
+        included, end excluded; zeros when the filters name no conversion of the user's (another
+        user's goal or website)."""
         scope = self.conversions.scope_for(user, goal_id, website_id)
         intervals = list(pairwise(boundaries))
         if scope is None:
             return [0] * len(intervals)
         covers = [_signed_buckets(low, high) for low, high in intervals]
-        found = self._read(user.user_id, scope, {bucket for cover in covers for _, bucket in cover})
+        wanted = {bucket for cover in covers for _, bucket in cover}
+        found: dict[Bucket | PartMinute, int] = {}
+        found.update(self._read(user.user_id, scope, {b for b in wanted if b[0] is not None}))
+        for part in (b for b in wanted if b[0] is None):
+            spans = self.listing.spans(user.user_id, scope, Run(None, part[1], part[2]))
+            found[part] = sum(span.count for span in spans)
         return [sum(sign * found.get(bucket, 0) for sign, bucket in cover) for cover in covers]
 
     def _read(self, user_id: int, scope: Scope, wanted: set[Bucket]) -> dict[Bucket, int]:
@@ -86,9 +93,10 @@ def _signed_buckets(low: datetime, high: datetime) -> Signed:
     low, high = (min(max(moment, buckets.EARLIEST), buckets.LATEST) for moment in (low, high))
     signed: Signed = []
     for run in buckets.signed_cover(low, high):
-        if run.level is None:  # boundaries are whole minutes: no part-minute to count
-            raise ValueError(f"boundaries must be on whole minutes: {low}, {high}")
-        signed += [(run.sign, (run.level, unit)) for unit in run.units()]
+        if run.level is None:
+            signed.append((run.sign, (None, run.start, run.end)))
+        else:
+            signed += [(run.sign, (run.level, unit)) for unit in run.units()]
     return signed
 
 
