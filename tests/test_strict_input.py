@@ -156,6 +156,17 @@ def test_json_numbers_written_as_floats_or_exponents_are_refused(api):
         assert_refused(api, result, 400, "goal_id", before)
 
 
+def test_json_integers_of_any_length_are_bad_values_of_their_field(api):
+    """Python's json refuses integers of over 4,300 digits; the body is still well-formed JSON."""
+    tenant = api.tenant
+    before = snapshot(boto3.client("dynamodb"), *TABLES)
+    for text in ("9" * 4301, "-" + "9" * 4301, "1" + "0" * 100_000):
+        body = f'{{"goal_id": {tenant.goal_id}, "visitor_id": {text}}}'
+        event = api_event("create_conversion", headers=tenant.auth, raw_body=body, content_type="application/json")
+        result = invoke(api.handlers["create_conversion"], event)
+        assert_refused(api, result, 400, "visitor_id", before)
+
+
 def test_the_right_forms_are_accepted_everywhere(api):
     """The control: the same fields written as the rule says are read."""
     tenant = api.tenant
