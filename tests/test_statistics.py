@@ -175,6 +175,13 @@ def test_another_users_goal_or_website_gives_every_interval_with_zeros(tenant, o
         result = stats(tenant, datetime_start="2026-06-01 00:00:00", datetime_end="2026-06-03 23:59:59", **query)
         assert result.status == 200
         assert result.json == {"data": zeros, "meta": {"total": 0, "interval": "day", "timezone": "UTC"}}
+        # Bounds inside a minute are counted on the conversions themselves: still none of theirs.
+        for start, end in (
+            ("2026-06-02 09:59:30", "2026-06-02 10:00:30"),
+            ("2026-06-02 10:00:00", "2026-06-02 10:00:00"),
+        ):
+            result = stats(tenant, datetime_start=start, datetime_end=end, **query)
+            assert result.status == 200 and result.json["meta"]["total"] == 0, (query, start, result)
 
 
 def test_the_sample_event_answers(tenant):

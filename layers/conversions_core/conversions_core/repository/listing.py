@@ -108,7 +108,10 @@ class Listing:
     def _read_spans(self, user_id: int, scope: Scope, run: Run) -> list[Span]:
         if run.level is None:
             low, high = sort_bounds(_stamp(run.start), _stamp(run.end - _SECOND))
-            count = sum(page["Count"] for page in self._listed_query(scope, low, high, Select="COUNT"))
+            # A website's listing partition is shared by whoever claims the website: count only
+            # the user's own (a filter costs no more read units), so no caller learns another's.
+            owner = user_id if scope.kind == "WEBSITE" else None
+            count = sum(page["Count"] for page in self._listed_query(scope, low, high, owner=owner, Select="COUNT"))
             return [Span(run.start, run.end, count, None)] if count else []
         attribute = scope.count_attribute
         spans = []
@@ -156,19 +159,29 @@ class Listing:
         return None, skip
 
     def _listed_query(
-        self, scope: Scope, low: str, high: str, fields: tuple[str, ...] = (), **kwargs: Any
+        self,
+        scope: Scope,
+        low: str,
+        high: str,
+        fields: tuple[str, ...] = (),
+        owner: int | None = None,
+        **kwargs: Any,
     ) -> Iterator[dict[str, Any]]:
         if scope.index:
             kwargs["IndexName"] = scope.index
         else:
             kwargs["ConsistentRead"] = True  # the website's own list is never stale
-        names = {"#p": scope.key_attribute} | {f"#f{n}": field for n, field in enumerate(fields)}
-        if fields:  # fewer attributes to send and parse (the read units are the same)
-            kwargs["ProjectionExpression"] = ", ".join(name for name in names if name != "#p")
+        projected = {f"#f{n}": field for n, field in enumerate(fields)}
+        if projected:  # fewer attributes to send and parse (the read units are the same)
+            kwargs["ProjectionExpression"] = ", ".join(projected)
+        values: dict[str, Any] = {":p": scope.partition, ":low": low, ":high": high}
+        names = {"#p": scope.key_attribute, **projected}
+        if owner is not None:
+            kwargs["FilterExpression"], names["#owner"], values[":owner"] = "#owner = :owner", "user_id", owner
         return self.table.query(
             KeyConditionExpression="#p = :p AND sk BETWEEN :low AND :high",
             ExpressionAttributeNames=names,
-            ExpressionAttributeValues=to_dynamo({":p": scope.partition, ":low": low, ":high": high}),
+            ExpressionAttributeValues=to_dynamo(values),
             **kwargs,
         )
 
