@@ -14,8 +14,9 @@ in a fresh interpreter, timed together (the event file is read before the clock 
 - The yardstick: a bare handler that imports Powertools and boto3, builds a validating
   APIGatewayHttpResolver and a DynamoDB client at import, and answers the list event with one
   GetItem. Target: at most 1.2x.
-- Fresh interpreters, rounds interleaved (every function once a round) so that a busy machine
-  slows each alike; the median of the rounds is kept. Powertools Tracer is off (as locally:
+- Fresh interpreters, each function's run paired with a run of the bare handler next to it
+  (which of the two goes first alternates), so that a busy moment slows both: the ratio is
+  the median of the pairs' ratios, shown with the middle half of them. Powertools Tracer is off (as locally:
   it is built only in Lambda; EnableTracer costs ~0.2-0.3 s more, see template.yaml).
 
 Usage: python bench/imports.py [--rounds 15] [--output bench/results]
@@ -89,15 +90,18 @@ class Context:
 
 with open(os.environ["BENCH_EVENT"]) as f:
     event = json.load(f)
-started = time.perf_counter()
+started, cpu_started = time.perf_counter(), time.process_time()
 import app
-imported = time.perf_counter()
+imported, cpu_imported = time.perf_counter(), time.process_time()
 response = app.lambda_handler(event, Context())
-done = time.perf_counter()
+done, cpu_done = time.perf_counter(), time.process_time()
 status = response.get("statusCode", 200) if isinstance(response, dict) else 200
 with open("/proc/self/status") as f:  # VmHWM: this process's peak RSS (ru_maxrss counts the parent's)
     rss = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-print(json.dumps({"import": imported - started, "first": done - imported, "status": status, "rss_kb": rss}))
+print(json.dumps({
+    "import": imported - started, "first": done - imported, "status": status, "rss_kb": rss,
+    "cpu_import": cpu_imported - cpu_started, "cpu_first": cpu_done - cpu_imported,
+}))
 """
 
 
@@ -206,26 +210,42 @@ def main(argv: list[str] | None = None) -> None:
             cases[name] = (code_dir.parent, specs[name].environment, event)
 
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
+        ratios: dict[str, list[float]] = {name: [] for name in cases if name != BARE}
         for case in cases.values():  # a first, unkept run of each warms the file cache
             database.restore()
             run_once(*case)
-        for _ in range(args.rounds):
-            for name, case in cases.items():
-                database.restore()
-                samples[name].append(run_once(*case))
+        for round_number in range(args.rounds):
+            for name in ratios:  # each function paired with a bare run next to it, first in turn
+                pair = [cases[BARE], cases[name]] if round_number % 2 == 0 else [cases[name], cases[BARE]]
+                runs = []
+                for case in pair:
+                    database.restore()
+                    runs.append(run_once(*case))
+                bare, function = runs if round_number % 2 == 0 else runs[::-1]
+                samples[BARE].append(bare)
+                samples[name].append(function)
+                ratios[name].append(cold_start(function) / cold_start(bare))
         baseline = imported_modules(*cases[BARE])
         extra = {name: sorted(imported_modules(*case) - baseline - {"app"}) for name, case in cases.items()}
 
-    text = report(samples, extra, skipped, args.rounds)
+    text = report(samples, ratios, extra, skipped, args.rounds)
     publish(text, args.output, "cold_start.md")
 
 
+def cold_start(sample: dict[str, Any]) -> float:
+    return sample["import"] + sample["first"]
+
+
 def report(
-    samples: dict[str, list[dict[str, Any]]], extra: dict[str, list[str]], skipped: list[str], rounds: int
+    samples: dict[str, list[dict[str, Any]]],
+    ratios: dict[str, list[float]],
+    extra: dict[str, list[str]],
+    skipped: list[str],
+    rounds: int,
 ) -> str:
     def median(name: str, part: str) -> float:
         if part == "total":
-            return statistics.median(s["import"] + s["first"] for s in samples[name])
+            return statistics.median(map(cold_start, samples[name]))
         return statistics.median(s[part] for s in samples[name])
 
     bare = median(BARE, "total")
@@ -233,15 +253,16 @@ def report(
     lines = [
         f"### Cold start: import + first request (median of {rounds} fresh interpreters, Python {version})",
         "",
-        "| function | import (ms) | first request (ms) | total (ms) | vs bare handler | status | peak RSS (MB) "
-        "| modules beyond the bare handler's |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| function | import (ms) | first request (ms) | total (ms) | vs bare handler | middle half of the pairs "
+        "| status | peak RSS (MB) | modules beyond the bare handler's |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name in samples:
         total = median(name, "total")
         statuses = sorted({s["status"] for s in samples[name]})
         rss = max(s["rss_kb"] for s in samples[name]) / 1024
-        ratio = total / bare
+        ratio = statistics.median(ratios[name]) if name != BARE else 1.0
+        low, _, high = statistics.quantiles(ratios[name], n=4) if name != BARE else (1.0, 1.0, 1.0)
         flag = "" if ratio <= TARGET or name == BARE else " **over**"
         layer = [m for m in extra[name] if m.startswith("conversions_core")]
         packages: dict[str, int] = {}
@@ -252,7 +273,7 @@ def report(
         modules = f"{len(layer)} of the layer; {others}" if name != BARE else "-"
         lines.append(
             f"| {name} | {median(name, 'import') * 1000:.0f} | {median(name, 'first') * 1000:.0f} | {total * 1000:.0f} "
-            f"| {ratio:.2f}x{flag} | {'/'.join(map(str, statuses))} | {rss:.0f} | {modules} |"
+            f"| {ratio:.2f}x{flag} | {low:.2f}x-{high:.2f}x | {'/'.join(map(str, statuses))} | {rss:.0f} | {modules} |"
         )
     lines.append(
         f"\nTarget: at most {TARGET}x the bare handler ({bare * 1000:.0f} ms on this machine; the times vary with "

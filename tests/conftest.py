@@ -41,8 +41,9 @@ ensure_tables(TEMPLATE, boto3.client("dynamodb"))
 
 from conversions_core.http import get_services  # noqa: E402
 from conversions_core.repository import Repository, ids  # noqa: E402
+from conversions_core.repository.dynamo import dynamodb_client  # noqa: E402
 from conversions_core.seed import load_seed  # noqa: E402
-from conversions_core.services import Services, dynamodb_client  # noqa: E402
+from conversions_core.services import Services  # noqa: E402
 from conversions_core.settings import Settings  # noqa: E402
 from goals_conversions_local.streams import StreamPump  # noqa: E402
 

@@ -34,7 +34,7 @@ from conftest import FIGURES, PUMPS, Tenant, counting_pump, settle
 from conversions_core.auth import hash_api_key
 from conversions_core.errors import ConflictError, InvalidInputError, NotFoundError
 from conversions_core.repository import Repository
-from conversions_core.services import dynamodb_client
+from conversions_core.repository.dynamo import dynamodb_client
 from goals_conversions_local.embedded import start_embedded_dynamodb
 
 WRITERS, OTHER_WRITERS = 16, 4

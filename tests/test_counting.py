@@ -8,7 +8,11 @@ website's and each goal's, and over ranges) is compared with the conversions sto
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -222,3 +226,19 @@ def test_the_pump_reads_the_same_records_through_the_streams_api(repository, ten
     assert [r for batch in through_api for r in batch["Records"]] == records
     inserted = {r["dynamodb"]["Keys"]["pk"]["S"] for r in records if r["eventName"] == "INSERT"}
     assert inserted >= {f"CONVERSION#{row['id']}" for row in rows}
+
+
+def test_the_counting_function_imports_no_http_stack():
+    """It serves no HTTP, so Powertools' event handler would only lengthen its cold start."""
+    function = Path(__file__).resolve().parents[1] / "functions" / "count_conversions"
+    layer = function.parents[1] / "layers" / "conversions_core"
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, app; print(*sorted(sys.modules), sep='\\n')"],
+        cwd=function,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(function), str(layer)])},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "conversions_core.repository.counting" in imported
+    assert [name for name in imported if name.startswith("aws_lambda_powertools.event_handler")] == []

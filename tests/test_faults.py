@@ -24,7 +24,8 @@ from tables import audit, changed, snapshot
 
 from conftest import FIGURES, PUMPS, TEMPLATE, Tenant, api_event, counting_pump, invoke, services_for
 from conversions_core.repository import Repository
-from conversions_core.services import RETRIES, Services, dynamodb_client
+from conversions_core.repository.dynamo import RETRIES, dynamodb_client
+from conversions_core.services import Services
 from conversions_core.settings import Settings
 from functions.create_conversion import app as create_app
 from functions.delete_conversion import app as delete_app

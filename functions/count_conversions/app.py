@@ -6,8 +6,7 @@ from typing import Any
 from conversions_core.observability import count_records, logger
 from conversions_core.repository.cascade import Cascade
 from conversions_core.repository.counting import Counter
-from conversions_core.repository.dynamo import Table
-from conversions_core.services import dynamodb_client
+from conversions_core.repository.dynamo import Table, dynamodb_client
 from conversions_core.settings import Settings
 
 settings = Settings.from_env()

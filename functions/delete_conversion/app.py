@@ -3,8 +3,9 @@
 from aws_lambda_powertools.event_handler import Response
 
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
-from conversions_core.models import PARAMETER_RULES, ConversionIdPath
+from conversions_core.models import PARAMETER_RULES
 from conversions_core.observability import CONVERSIONS_DELETED, count
+from conversions_core.params import ConversionIdPath
 
 app = new_app(PARAMETER_RULES)
 

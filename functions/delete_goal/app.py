@@ -2,9 +2,10 @@
 
 from aws_lambda_powertools.event_handler import Response
 
-from conversions_core.goals import GOAL_RULES, GoalIdPath
+from conversions_core.goals import GOAL_RULES
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.observability import GOALS_DELETED, count
+from conversions_core.params import GoalIdPath
 
 app = new_app(GOAL_RULES)
 

@@ -1,7 +1,8 @@
 """GET /api/goals-conversions/{conversion_id}: one of the caller's conversions."""
 
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
-from conversions_core.models import PARAMETER_RULES, ConversionBody, ConversionIdPath
+from conversions_core.models import PARAMETER_RULES, ConversionBody
+from conversions_core.params import ConversionIdPath
 
 app = new_app(PARAMETER_RULES)
 

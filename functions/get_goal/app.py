@@ -1,7 +1,8 @@
 """GET /api/goals/{goal_id}: one of the caller's goals."""
 
-from conversions_core.goals import GOAL_RULES, GoalBody, GoalIdPath
+from conversions_core.goals import GOAL_RULES, GoalBody
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
+from conversions_core.params import GoalIdPath
 
 app = new_app(GOAL_RULES)
 

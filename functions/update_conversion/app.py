@@ -5,8 +5,9 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
-from conversions_core.models import PARAMETER_RULES, ConversionBody, ConversionIdPath, ConversionUpdate
+from conversions_core.models import PARAMETER_RULES, ConversionBody, ConversionUpdate
 from conversions_core.observability import CONVERSIONS_UPDATED, count
+from conversions_core.params import ConversionIdPath
 
 app = new_app(PARAMETER_RULES)
 

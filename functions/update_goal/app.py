@@ -4,9 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from conversions_core.goals import GOAL_RULES, GoalBody, GoalIdPath, GoalUpdate
+from conversions_core.goals import GOAL_RULES, GoalBody, GoalUpdate
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.observability import GOALS_UPDATED, count
+from conversions_core.params import GoalIdPath
 
 app = new_app(GOAL_RULES)
 

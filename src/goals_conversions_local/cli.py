@@ -24,7 +24,7 @@ def _data_table() -> str:
 
 
 def _client() -> Any:
-    from conversions_core.services import dynamodb_client
+    from conversions_core.repository.dynamo import dynamodb_client
     from conversions_core.settings import Settings
 
     return dynamodb_client(Settings.from_env().dynamodb_timeout_seconds)

@@ -13,11 +13,10 @@ import string
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
-from pydantic import BaseModel, BeforeValidator, Field, Strict, WithJsonSchema
+from pydantic import BaseModel, Field, Strict, WithJsonSchema
 
 from conversions_core.errors import Problem, invalid_many
-from conversions_core.values import MAX_ID, RESULTS_PER_PAGE, ListBody, PositiveId, RequestBody, text_id
+from conversions_core.values import MAX_ID, RESULTS_PER_PAGE, ListBody, PositiveId, RequestBody
 
 __all__ = [
     "GoalOrderBy",
@@ -28,7 +27,6 @@ __all__ = [
     "Goal",
     "GoalBody",
     "GoalCreate",
-    "GoalIdPath",
     "GoalListBody",
     "GoalListRequest",
     "GoalUpdate",
@@ -63,7 +61,6 @@ GOAL_RULES = {
     "results_per_page": "results_per_page must be one of " + ", ".join(map(str, RESULTS_PER_PAGE)),
 }
 
-GoalIdPath = Annotated[PositiveId, BeforeValidator(text_id), Path(description="The goal's id")]
 Name = Annotated[str, Strict(), Field(min_length=1, max_length=NAME_LENGTH)]
 GoalPath = Annotated[str, Strict(), Field(min_length=1, max_length=PATH_LENGTH)]
 Key = Annotated[str, Strict(), Field(min_length=1, max_length=KEY_LENGTH, pattern=r"^[a-z0-9_-]+$")]

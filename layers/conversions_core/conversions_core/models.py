@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
-from pydantic import AfterValidator, BaseModel, BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, WithJsonSchema
 
 from conversions_core.values import (
     MAX_ID,
@@ -16,7 +15,6 @@ from conversions_core.values import (
     PositiveId,
     RequestBody,
     contract_error,
-    text_id,
 )
 
 __all__ = [
@@ -27,7 +25,6 @@ __all__ = [
     "Conversion",
     "ConversionBody",
     "ConversionCreate",
-    "ConversionIdPath",
     "ConversionListBody",
     "ConversionUpdate",
     "DatetimeField",
@@ -80,7 +77,6 @@ OrderBy = Literal["conversion_id", "datetime"]
 OrderType = Literal["ASC", "DESC"]
 DatetimeField = Literal["datetime"]
 ClearableId = PositiveId | None
-ConversionIdPath = Annotated[PositiveId, BeforeValidator(text_id), Path(description="The conversion's id")]
 # Documented as accepting no value at all, since any value is refused with a 400.
 GoalAttribute = Annotated[
     Any,

@@ -6,28 +6,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from conversions_core.auth import Gate
 from conversions_core.idempotency import OnceOnly
 from conversions_core.repository import Repository
-from conversions_core.repository.dynamo import Table
+from conversions_core.repository.dynamo import Table, dynamodb_client
 from conversions_core.repository.ratelimit import RateLimitCounter
 from conversions_core.settings import Settings
-
-RETRIES = 4  # botocore's standard mode: 1 + 4 attempts, with backoff, on throttling, 5xx and timeouts
-
-
-def dynamodb_client(timeout_seconds: float = 3) -> Any:
-    """A DynamoDB client whose retries back off on throttling, 5xx and timeouts (the repository
-    turns what outlasts them into a 503)."""
-    config = Config(
-        retries={"mode": "standard", "max_attempts": RETRIES},
-        connect_timeout=timeout_seconds,
-        read_timeout=timeout_seconds,
-    )
-    return boto3.client("dynamodb", config=config)
 
 
 @dataclass(frozen=True)

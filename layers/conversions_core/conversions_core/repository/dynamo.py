@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from conversions_core.errors import DatabaseBusyError
@@ -29,9 +31,21 @@ _THROTTLED_REASONS = {"ThrottlingError", "ProvisionedThroughputExceeded"}
 WRITE_ATTEMPTS = 5
 BATCH_WRITE_SIZE = 25
 BATCH_GET_SIZE = 100
+RETRIES = 4  # botocore's standard mode: 1 + 4 attempts, with backoff, on throttling, 5xx and timeouts
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+
+def dynamodb_client(timeout_seconds: float = 3) -> Any:
+    """A DynamoDB client whose retries back off on throttling, 5xx and timeouts (the repository
+    turns what outlasts them into a 503)."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": RETRIES},
+        connect_timeout=timeout_seconds,
+        read_timeout=timeout_seconds,
+    )
+    return boto3.client("dynamodb", config=config)
 
 
 def to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
