@@ -3,7 +3,8 @@
 Usage: python scripts/check_build.py [BUILD_DIR]   (default .aws-sam/build; needs `packaging`)
 
 - every compiled extension in the layer is an aarch64 ELF (pydantic_core's must be there);
-- no .pyc files (pip's --no-compile: they would be for the build machine's Python);
+- the layer's bytecode is Python 3.13's, unchecked-hash, for every module (the Makefile compiles
+  it with a local Python 3.13; without one the layer has none, and this says so);
 - every distribution in the layer has its requirements in the layer too, except boto3/botocore,
   which the Lambda runtime ships (the layer is installed with --no-deps from a complete pin list);
 - each function holds its handler module and nothing heavy.
@@ -34,6 +35,8 @@ ENVIRONMENT = {
     "extra": "",
 }
 EM_AARCH64 = 183
+PYTHON_313_MAGIC = (3571).to_bytes(2, "little") + b"\r\n"  # importlib.util.MAGIC_NUMBER of 3.13
+UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, the source not checked
 
 
 def elf_machine(path: Path) -> int:
@@ -51,7 +54,7 @@ def check_layer(python: Path) -> list[str]:
     for path in extensions:
         if "aarch64" not in path.name or elf_machine(path) != EM_AARCH64:
             problems.append(f"not an aarch64 extension: {path.relative_to(python)}")
-    problems += [f"compiled bytecode in the layer: {p.relative_to(python)}" for p in python.rglob("*.pyc")]
+    problems += bytecode_problems(python)
     distributions = [PathDistribution(d) for d in python.glob("*.dist-info")]
     present = {canonicalize_name(d.metadata["Name"]) for d in distributions}
     for dist in distributions:
@@ -64,6 +67,23 @@ def check_layer(python: Path) -> list[str]:
                 problems.append(f"{dist.metadata['Name']} needs {requirement} which is not in the layer")
     if not (python / "conversions_core" / "http.py").is_file():
         problems.append("conversions_core is not in the layer")
+    return problems
+
+
+def bytecode_problems(python: Path) -> list[str]:
+    """Nothing when the layer has no bytecode at all, or Python 3.13's for every module."""
+    compiled = sorted(python.rglob("*.pyc"))
+    if not compiled:
+        return []
+    problems = []
+    for pyc in compiled:
+        header = pyc.read_bytes()[:8]
+        runtime = pyc.parent.name == "__pycache__" and pyc.name.endswith(".cpython-313.pyc")
+        if not runtime or header[:4] != PYTHON_313_MAGIC or int.from_bytes(header[4:8], "little") != UNCHECKED_HASH:
+            problems.append(f"not Python 3.13 unchecked-hash bytecode: {pyc.relative_to(python)}")
+    for source in sorted(python.rglob("*.py")):
+        if not (source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc").is_file():
+            problems.append(f"no bytecode for {source.relative_to(python)}")
     return problems
 
 
@@ -95,6 +115,10 @@ def main(argv: list[str]) -> int:
         print(f"check_build: {problem}", file=sys.stderr)
     if problems:
         return 1
+    if not any(layer.rglob("*.pyc")):
+        print(
+            "check_build: the layer has no bytecode (no Python 3.13 at build time): on AWS every cold start compiles it"
+        )
     unpacked = sum(p.stat().st_size for p in layer.rglob("*") if p.is_file())
     print(
         f"check_build: OK; layer {unpacked / 1e6:.1f} MB unpacked, {zipped_size(layer) / 1e6:.1f} MB zipped; "
