@@ -89,6 +89,19 @@ def test_rate_limit_headers_count_down_then_429(make_tenant, fixed_window):
     assert refused.headers["x-ratelimit-reset"] == refused.headers["retry-after"] == "30"
 
 
+def test_the_seconds_to_the_windows_end_round_up():
+    """A client that waits Retry-After seconds is in the next window, not a fraction before it."""
+
+    class Table:
+        def update(self, key, **kwargs):
+            return {"Attributes": {"requests": {"N": "61"}}}
+
+    window_start = 1_800_000_000  # a whole minute
+    assert RateLimitCounter(Table(), lambda: window_start + 12.56).hit("key") == (61, 48)
+    assert RateLimitCounter(Table(), lambda: window_start + 59.9).hit("key") == (61, 1)
+    assert RateLimitCounter(Table(), lambda: window_start).hit("key") == (61, 60)
+
+
 def test_the_limit_counts_every_endpoint_and_error_responses(make_tenant, fixed_window):
     limited = make_tenant(rate_limit=3)
     missing = invoke(get_app, api_event("get_conversion", headers=limited.auth, conversion_id=999999999))

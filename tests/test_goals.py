@@ -11,8 +11,10 @@ from conftest import api_event, goal_event, invoke
 from functions.create_conversion import app as create_conversion_app
 from functions.create_goal import app as create_app
 from functions.delete_goal import app as delete_app
+from functions.get_conversion import app as get_conversion_app
 from functions.get_goal import app as get_app
 from functions.list_goals import app as list_app
+from functions.update_conversion import app as update_conversion_app
 from functions.update_goal import app as update_app
 
 
@@ -112,6 +114,7 @@ def test_a_key_is_one_goals_on_its_website(tenant):
         ({"type": "custom", "name": "x" * 33}, "name", "1 to 32"),
         ({"type": "custom", "name": "x", "path": "/a"}, "path", "only for pageview and scroll"),
         ({"type": "pageview", "name": "x"}, "path", "required for pageview"),
+        ({"type": "pageview", "name": "x", "path": "p" * 2048}, "path", "1 to 2048"),  # 2,049 with its leading /
         ({"type": "pageview", "name": "x", "path": "/a", "key": "k"}, "key", "generated"),
         ({"type": "custom", "name": "x", "key": "Not A Slug"}, "key", "slug"),
         ({"type": "scroll", "name": "x", "path": "/a"}, "scroll_percentage", "required for scroll"),
@@ -276,9 +279,14 @@ def test_changing_the_type_asks_for_what_the_new_type_needs(tenant):
     assert_400(update(tenant, goal["id"], json_body={"type": "scroll"}), "path")
     assert_400(update(tenant, goal["id"], json_body={"type": "scroll", "path": "/p"}), "scroll_percentage")
     scroll = update(tenant, goal["id"], json_body={"type": "scroll", "path": "/p", "scroll_percentage": 40})
-    assert scroll.status == 200 and scroll.json["data"]["key"] == "evt"
+    assert scroll.status == 200
+    generated = scroll.json["data"]["key"]  # a scroll goal's key is generated; "evt" is free again
+    assert re.fullmatch(r"[a-z0-9]{16}", generated), generated
+    assert made(tenant, type="custom", name="Taken over", key="evt")["key"] == "evt"
+    pageview = update(tenant, goal["id"], json_body={"type": "pageview", "scroll_percentage": None}).json["data"]
+    assert pageview["key"] == generated
     back = update(tenant, goal["id"], json_body={"type": "custom"}).json["data"]
-    assert back["path"] is None and back["scroll_percentage"] is None
+    assert back["path"] is None and back["scroll_percentage"] is None and back["key"] == generated
     assert_400(update(tenant, goal["id"], form={"name": ""}), "name")
     assert_400(update(tenant, goal["id"], json_body={"type": None}), "type")
 
@@ -304,6 +312,25 @@ def test_a_disabled_goal_records_no_conversion_until_enabled(tenant):
     assert refused.json["errors"][0]["title"].startswith("The goal is disabled")
     assert update(tenant, tenant.goal_id, form={"is_enabled": "true"}).json["data"]["is_enabled"] is True
     assert convert().status == 201
+
+
+def test_a_conversion_is_not_moved_onto_a_disabled_goal(tenant):
+    def change(conversion_id, fields):
+        event = api_event("update_conversion", headers=tenant.auth, conversion_id=conversion_id, form=fields)
+        return invoke(update_conversion_app, event)
+
+    created = invoke(
+        create_conversion_app, api_event("create_conversion", headers=tenant.auth, form={"goal_id": tenant.goal_id})
+    ).json["data"]
+    assert update(tenant, tenant.second_goal_id, form={"is_enabled": "0"}).status == 200
+    refused = change(created["id"], {"goal_id": tenant.second_goal_id})
+    assert refused.status == 409 and refused.json["errors"][0]["source"] == {"parameter": "goal_id"}
+    stored = invoke(get_conversion_app, api_event("get_conversion", headers=tenant.auth, conversion_id=created["id"]))
+    assert stored.json["data"] == created
+    # A conversion recorded before its goal was disabled can still have its references fixed.
+    assert update(tenant, tenant.goal_id, form={"is_enabled": "0"}).status == 200
+    fixed = change(created["id"], {"visitor_id": tenant.visitor_id})
+    assert fixed.status == 200 and fixed.json["data"]["visitor_id"] == tenant.visitor_id
 
 
 # -- delete -----------------------------------------------------------------------------------

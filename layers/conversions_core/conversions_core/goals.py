@@ -146,13 +146,17 @@ def new_key() -> str:
     return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(GENERATED_KEY_LENGTH))
 
 
-def checked_goal(fields: dict[str, Any], sent: set[str]) -> dict[str, Any]:
+def checked_goal(fields: dict[str, Any], sent: set[str], previous_type: str | None = None) -> dict[str, Any]:
     """The goal `fields` describe, made whole by the rules (a path gets its leading /, a
     pageview or scroll goal a generated key), or the contract's 400 listing what is wrong.
     `sent` names the fields the client sent, which are held to the rules of the goal's type;
-    fields it did not send that the type does not take are cleared."""
+    fields it did not send that the type does not take are cleared. `previous_type` is the
+    type of the goal an update changes: a custom goal's own key does not stay when it becomes a
+    pageview or scroll goal, whose keys are generated."""
     goal = dict(fields)
     kind, problems = goal["type"], []
+    if previous_type == "custom" and kind != "custom" and "key" not in sent:
+        goal["key"] = None
     if kind == "custom":
         if goal.get("path") is not None and "path" in sent:
             problems.append(Problem("path is only for pageview and scroll goals", "path"))
@@ -161,6 +165,8 @@ def checked_goal(fields: dict[str, Any], sent: set[str]) -> dict[str, Any]:
         problems.append(Problem(f"path is required for {kind} goals", "path"))
     elif not goal["path"].startswith("/"):
         goal["path"] = "/" + goal["path"]
+        if len(goal["path"]) > PATH_LENGTH:  # the rule holds for the path as stored
+            problems.append(Problem(GOAL_RULES["path"], "path"))
     if kind == "scroll" and goal.get("scroll_percentage") is None:
         problems.append(Problem("scroll_percentage (1 to 100) is required for scroll goals", "scroll_percentage"))
     if kind != "scroll":

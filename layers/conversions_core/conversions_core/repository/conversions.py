@@ -96,8 +96,7 @@ class Conversions:
     def create(self, user: User, goal_id: int, refs: dict[str, int | None]) -> Conversion:
         """Record a conversion of one of the user's goals: two items in one transaction."""
         goal, website, found = self.accounts.goal_with_references(user, goal_id, refs)
-        if not goal.get("is_enabled", True):
-            raise ConflictError(Problem("The goal is disabled: enable it to record its conversions", "goal_id"))
+        _refuse_disabled(goal)
         _refuse(reference_violations(website, refs, found))
         for _ in range(_ID_DRAWS):
             now = self._clock()
@@ -130,6 +129,8 @@ class Conversions:
             refs = {name: changes.get(name, getattr(current, name)) for name in REFERENCE_FIELDS}
             goal_id = changes.get("goal_id") or current.goal_id
             goal, website, found = self.accounts.goal_with_references(user, goal_id, refs)
+            if "goal_id" in changes:  # the create's rule for a goal_id sent; other fields may fix a conversion
+                _refuse_disabled(goal)
             _refuse(reference_violations(website, refs, found))
             updated = current.model_copy(update={"goal_id": goal["goal_id"], "website_id": goal["website_id"], **refs})
             if updated != current:
@@ -192,6 +193,11 @@ def _changing(attempt: Callable[[], Any]) -> Any:
 
 def _busy() -> ConflictError:
     return ConflictError(Problem("The conversion could not be recorded because of a concurrent change; retry"))
+
+
+def _refuse_disabled(goal: dict[str, Any]) -> None:
+    if not goal.get("is_enabled", True):
+        raise ConflictError(Problem("The goal is disabled: enable it to record its conversions", "goal_id"))
 
 
 def _refuse(violations: list[Violation]) -> None:

@@ -128,7 +128,7 @@ class Goals:
             item = self._item(user, goal_id)
             current = {name: item.get(name) for name in (*GOAL_FIELDS, "goal_id", "user_id", "datetime")}
             stamp = {"last_datetime": _stamp(self._clock())}
-            goal = checked_goal({**current, **changes, **stamp}, set(changes))
+            goal = checked_goal({**current, **changes, **stamp}, set(changes), previous_type=item["type"])
             operations = [_put_goal(goal, item.get("version", 0))]
             if (goal["website_id"], goal["key"]) != (item["website_id"], item.get("key")):
                 operations += [_take_key(goal), _free_key(item["website_id"], item.get("key"))]

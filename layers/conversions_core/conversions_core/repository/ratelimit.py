@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -19,7 +20,8 @@ class RateLimitCounter:
         self._clock = clock
 
     def hit(self, key_hash: str) -> tuple[int, int]:
-        """Count one request; returns (requests in this window, seconds until it ends)."""
+        """Count one request; returns (requests in this window, whole seconds until it ends,
+        rounded up so that a client waiting that long is in the next window)."""
         now = self._clock()
         window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
         response = self.table.update(
@@ -28,4 +30,4 @@ class RateLimitCounter:
             ExpressionAttributeValues=to_dynamo({":one": 1, ":expires": window + COUNTER_LIFETIME_SECONDS}),
             ReturnValues="UPDATED_NEW",
         )
-        return int(from_dynamo(response["Attributes"])["requests"]), max(1, int(window + WINDOW_SECONDS - now))
+        return int(from_dynamo(response["Attributes"])["requests"]), max(1, math.ceil(window + WINDOW_SECONDS - now))
