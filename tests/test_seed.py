@@ -5,6 +5,7 @@ import json
 import pytest
 
 from conftest import ROOT, api_event, import_id, invoke, new_id, settle
+from conversions_core.auth import hash_api_key
 from conversions_core.seed import SeedError, load_seed
 from functions.create_conversion import app as create_app
 from functions.get_conversion import app as get_app
@@ -151,3 +152,44 @@ def test_imported_conversions_take_the_goals_website_and_user_and_later_creates_
     assert listed[0]["website_id"] == tenant.website_id and listed[0]["user_id"] == tenant.user_id
     created = invoke(create_app, api_event("create_conversion", headers=tenant.auth, form={"goal_id": tenant.goal_id}))
     assert created.json["data"]["id"] > imported
+
+
+def test_an_import_never_hands_a_key_a_website_or_a_goal_to_another_user(tenant, other_tenant):
+    """Records already in the table keep their user: a seed that names them for another is
+    refused as a whole, and the key still opens its own user's data."""
+    user = new_id()
+    seed = {
+        "users": [{"user_id": user, "api_key": tenant.api_key, "status": "active"}],
+        "websites": [
+            {"website_id": tenant.website_id, "user_id": user, "host": "x.example", "tracking_mode": "normal"}
+        ],
+        "goals": [{"goal_id": tenant.goal_id, "website_id": other_tenant.website_id, "type": "custom", "name": "G"}],
+    }
+    with pytest.raises(SeedError) as refused:
+        load_seed(tenant.repository, seed)
+    assert refused.value.problems == [
+        f"users[0]: api_key is the key of user {tenant.user_id}",
+        f"websites[0]: website {tenant.website_id} belongs to user {tenant.user_id}",
+        f"goals[0]: goal {tenant.goal_id} belongs to user {tenant.user_id}",
+    ]
+    assert tenant.repository.accounts.user_by_key_hash(hash_api_key(tenant.api_key)).user_id == tenant.user_id
+    assert tenant.repository.accounts.entity("USER", user) is None
+
+
+def test_a_conversion_id_twice_in_a_seed_is_a_listed_problem(tenant):
+    row = {"id": import_id("2026-05-03 00:00:00"), "goal_id": tenant.goal_id, "datetime": "2026-05-03 00:00:00"}
+    with pytest.raises(SeedError) as refused:
+        load_seed(tenant.repository, {"conversions": [row, row]})
+    assert refused.value.problems == [f"conversions[1] (id {row['id']}): id {row['id']} is already taken"]
+
+
+def test_a_user_imported_again_with_another_key_loses_the_old_one(repository):
+    user = new_id()
+    old, new = f"old-{user}", f"new-{user}"
+    load_seed(repository, {"users": [{"user_id": user, "api_key": old, "status": "active"}]})
+    assert repository.accounts.user_by_key_hash(hash_api_key(old)).user_id == user
+    load_seed(repository, {"users": [{"user_id": user, "api_key": new, "status": "active"}]})
+    assert repository.accounts.user_by_key_hash(hash_api_key(old), consistent=True) is None
+    assert repository.accounts.user_by_key_hash(hash_api_key(new), consistent=True).user_id == user
+    load_seed(repository, {"users": [{"user_id": user, "api_key": new, "status": "disabled"}]})
+    assert repository.accounts.user_by_key_hash(hash_api_key(new), consistent=True).status == "disabled"

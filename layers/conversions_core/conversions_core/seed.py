@@ -136,6 +136,7 @@ class _Checker:
                 self.known[kind][record_id] = record.model_dump()
         self._check_keys()
         self._check_owners()
+        self._check_stored_owners()
         self._check_goals()
         return self._check_conversions()
 
@@ -153,6 +154,9 @@ class _Checker:
             if user.api_key in seen:
                 self.problems.append(f"users[{index}]: api_key is also the key of user {seen[user.api_key]}")
             seen[user.api_key] = user.user_id
+            holder = self.repository.accounts.user_by_key_hash(hash_api_key(user.api_key), consistent=True)
+            if holder is not None and holder.user_id != user.user_id:
+                self.problems.append(f"users[{index}]: api_key is the key of user {holder.user_id}")
 
     def _check_goals(self) -> None:
         """Each goal made whole as the goals API would (a path's /, a generated key, a name),
@@ -189,6 +193,19 @@ class _Checker:
             self._check_parent(f"sessions[{index}]", "VISITOR", session.visitor_id, session.website_id)
         for index, event in enumerate(self.seed.events):
             self._check_parent(f"events[{index}]", "SESSION", event.session_id, event.website_id)
+
+    def _check_stored_owners(self) -> None:
+        """A website or goal already in the table stays its user's: an import never gives it (and,
+        through the goal, its conversions) to another user."""
+        records = [(f"websites[{i}]", "WEBSITE", w.website_id, w.user_id) for i, w in enumerate(self.seed.websites)]
+        for index, goal in enumerate(self.seed.goals):
+            website = self.lookup("WEBSITE", goal.website_id)
+            if website is not None:
+                records.append((f"goals[{index}]", "GOAL", goal.goal_id, website["user_id"]))
+        for where, kind, entity_id, user_id in records:
+            stored = self.repository.accounts.entity(kind, entity_id, consistent=True)
+            if stored is not None and stored.get("user_id") != user_id:
+                self.problems.append(f"{where}: {kind.lower()} {entity_id} belongs to user {stored.get('user_id')}")
 
     def _check_parent(self, where: str, kind: str, parent_id: int | None, website_id: int) -> None:
         parent = self.lookup(kind, parent_id)
@@ -268,6 +285,7 @@ def load_seed(repository: Repository, data: Any, now: datetime | None = None) ->
     if checker.problems:
         raise SeedError(checker.problems)
     users = [(u.model_dump(exclude={"api_key"}, exclude_none=True), hash_api_key(u.api_key)) for u in seed.users]
+    replaced = tuple(_replaced_keys(repository, users))
     entities = [
         (kind, checker.known[kind][getattr(record, id_field)] if kind == "GOAL" else record.model_dump())
         for section, (kind, id_field) in _KINDS.items()
@@ -275,7 +293,7 @@ def load_seed(repository: Repository, data: Any, now: datetime | None = None) ->
         for record in getattr(seed, section)
     ]
     entities = [(kind, _with_owner(kind, fields, checker)) for kind, fields in entities]
-    repository.importer.write(users, entities, conversions)
+    repository.importer.write(users, entities, conversions, replaced)
     return {section: len(getattr(seed, section)) for section in Seed.model_fields}
 
 
@@ -285,3 +303,13 @@ def _with_owner(kind: str, fields: dict[str, Any], checker: _Checker) -> dict[st
         website = checker.lookup("WEBSITE", fields["website_id"])
         return {**fields, "user_id": website["user_id"]}  # type: ignore[index]
     return fields
+
+
+def _replaced_keys(repository: Repository, users: list[tuple[dict[str, Any], str]]) -> list[str]:
+    """The hashes of the keys that users imported again with another key had: they stop working."""
+    replaced = []
+    for user, key_hash in users:
+        stored = repository.accounts.entity("USER", user["user_id"], consistent=True)
+        if stored is not None and stored.get("api_key_hash") not in (None, key_hash):
+            replaced.append(stored["api_key_hash"])
+    return replaced

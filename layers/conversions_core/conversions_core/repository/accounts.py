@@ -19,10 +19,10 @@ class Accounts:
     def __init__(self, table: Table):
         self.table = table
 
-    def user_by_key_hash(self, key_hash: str) -> User | None:
+    def user_by_key_hash(self, key_hash: str, consistent: bool = False) -> User | None:
         """The user owning the API key with this SHA-256 hash, or None. One read: the key item
         carries the user's status and rate limit (written with the user by the import)."""
-        item = self.table.get(api_key_key(key_hash))
+        item = self.table.get(api_key_key(key_hash), consistent=consistent)
         if item is None:
             return None
         return User(item["user_id"], item["status"], item.get("rate_limit_per_minute"), key_hash)

@@ -30,7 +30,8 @@ class Importer:
         self.workers = workers
 
     def existing_conversion_ids(self, conversion_ids: list[int]) -> set[int]:
-        found = self.table.batch_get([conversion_key(i) for i in conversion_ids], consistent=True)
+        unique = sorted(set(conversion_ids))  # BatchGetItem refuses a key asked twice
+        found = self.table.batch_get([conversion_key(i) for i in unique], consistent=True)
         return {item["id"] for item in found}
 
     def edge_conversions(self, user_id: int) -> tuple[Conversion | None, Conversion | None]:
@@ -55,12 +56,15 @@ class Importer:
         users: list[tuple[dict[str, Any], str]],
         entities: list[tuple[str, dict[str, Any]]],
         conversions: list[Conversion],
+        replaced_keys: tuple[str, ...] = (),
     ) -> None:
         """Write validated records: users (with their key, which carries the user's status and
-        limit for one-read authentication), entities as given, conversions with both items."""
+        limit for one-read authentication), entities as given, conversions with both items. The
+        keys in `replaced_keys` (hashes of keys the users had before) are deleted once the new
+        ones are written."""
         items: list[dict[str, Any]] = []
         for user, key_hash in users:
-            items.append({**entity_key("USER", user["user_id"]), **user})
+            items.append({**entity_key("USER", user["user_id"]), **user, "api_key_hash": key_hash})
             access = {name: user.get(name) for name in ("user_id", "status", "rate_limit_per_minute")}
             items.append({**api_key_key(key_hash), **access})
         for kind, fields in entities:
@@ -72,6 +76,8 @@ class Importer:
             else:
                 items.append({**entity_key(kind, fields[f"{kind.lower()}_id"]), **fields})
         self.table.batch_write(items, self.workers)
+        for key_hash in replaced_keys:
+            self.table.delete(api_key_key(key_hash))
         conversion_items = [
             item for c in conversions for item in (conversion_item(c, 1, self.retention_days), listed_item(c))
         ]
