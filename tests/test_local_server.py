@@ -130,6 +130,17 @@ def test_invoke_names_the_known_functions_when_one_is_unknown():
     assert "ListConversionsFunction" in result.stderr
 
 
+def test_files_that_cannot_be_read_are_one_line_errors(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    missing = _cli("invoke", "list_conversions", "--event", str(tmp_path / "missing.json"))
+    invalid = _cli("import", str(broken), env_overrides={"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9"})
+    assert (missing.returncode, invalid.returncode) == (2, 2)
+    assert missing.stderr == f"goals-conversions invoke: {tmp_path / 'missing.json'}: No such file or directory\n"
+    assert invalid.stderr.startswith(f"goals-conversions import: {broken}: not valid JSON (")
+    assert invalid.stderr.count("\n") == 1
+
+
 def test_import_loads_a_seed_into_the_configured_endpoint(tmp_path, tenant, tables):
     seed = tmp_path / "seed.json"
     seed.write_text(
@@ -160,7 +171,7 @@ def test_import_refuses_a_bad_seed_listing_every_problem(tmp_path):
     assert "website 770004 does not exist" in result.stderr
 
 
-def test_serve_prints_listening_and_serves_the_demo_data():
+def test_serve_prints_listening_and_serves_the_demo_data(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL_DYNAMODB"}
     command = [
         sys.executable,
@@ -180,6 +191,15 @@ def test_serve_prints_listening_and_serves_the_demo_data():
         status, _, body = request(f"{base}/api/goals-conversions/1", headers={"Authorization": "Bearer demo-key"})
         assert status == 200
         assert json.loads(body)["data"]["datetime"] == "2026-05-17 03:07:56"
+        # The embedded database's endpoint, printed, takes an import into the running server.
+        startup = [process.stderr.readline() for _ in range(3)]  # seeded, API docs, DynamoDB
+        [database] = [line.split()[1] for line in startup if line.startswith("DynamoDB: ")]
+        seed = tmp_path / "user.json"
+        seed.write_text(json.dumps({"users": [{"user_id": 990001, "api_key": "imported-key", "status": "active"}]}))
+        imported = _cli("import", str(seed), env_overrides={"AWS_ENDPOINT_URL_DYNAMODB": database})
+        assert imported.returncode == 0 and imported.stdout.startswith("Imported 1 users"), imported.stderr
+        status, _, body = request(f"{base}/api/goals-conversions", headers={"Authorization": "Bearer imported-key"})
+        assert status == 200 and json.loads(body)["data"] == []
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -30,11 +30,26 @@ def _client() -> Any:
     return dynamodb_client(Settings.from_env().dynamodb_timeout_seconds)
 
 
+class InputFileError(Exception):
+    """A file named on the command line that cannot be read, or is not JSON."""
+
+
+def read_json_file(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as error:
+        raise InputFileError(f"{path}: {error.strerror or error}") from None
+    except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
+        raise InputFileError(f"{path}: not valid JSON ({error})") from None
+
+
 def load_seed_file(path: Path, client: Any = None) -> dict[str, int]:
+    return load_seed_data(read_json_file(path), client)
+
+
+def load_seed_data(data: Any, client: Any = None) -> dict[str, int]:
     from conversions_core.repository import Repository
     from conversions_core.seed import load_seed
-
-    data = json.loads(Path(path).read_text())
     from conversions_core.settings import Settings
 
     retention = Settings.from_env().retention_days  # imported conversions expire as created ones do
@@ -106,7 +121,13 @@ def serve(args: argparse.Namespace) -> int:
             functions.handler(spec)  # import every handler now, as warm containers
         pump.start()  # counts settle within a second of a write, as the deployed stream does
         print(f"Listening on http://{args.host}:{httpd.server_address[1]}", flush=True)
-        print(f"API docs: http://{args.host}:{httpd.server_address[1]}/docs", file=sys.stderr, flush=True)
+        print(f"API docs: http://{args.host}:{httpd.server_address[1]}/docs", file=sys.stderr)
+        database = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+        print(
+            f"DynamoDB: {database} (AWS_ENDPOINT_URL_DYNAMODB for goals-conversions import)",
+            file=sys.stderr,
+            flush=True,
+        )
         httpd.serve_forever()
     except KeyboardInterrupt:
         pass
@@ -119,13 +140,13 @@ def invoke(args: argparse.Namespace) -> int:
     seed = args.seed
     if seed is None and not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
         seed = DEMO_SEED  # the embedded database starts empty; the events use the demo key
+    event = read_json_file(args.event)  # before the database starts: a wrong path fails at once
     template, functions, pump = prepare(seed)
     try:
         spec = template.function(args.function)
     except KeyError as error:
         print(error.args[0], file=sys.stderr)
         return 2
-    event = json.loads(Path(args.event).read_text())
     response = functions.invoke(spec, event)
     pump.drain()  # what the write does to the counts, as the deployed stream would
     print(json.dumps(response, indent=2))
@@ -137,14 +158,17 @@ def import_seed(args: argparse.Namespace) -> int:
     from goals_conversions_local.embedded import ensure_tables, use_local_credentials
     from goals_conversions_local.runtime import apply_environment
 
+    data = read_json_file(args.file)  # before any connection: a wrong path fails at once
     template = Template()
     apply_environment(template)
+    # EMF metric lines from the counting function would mix with what import prints on stdout.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     local = bool(os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"))
     if local:
         use_local_credentials()
         ensure_tables(template, _client())
     try:
-        counts = load_seed_file(args.file)
+        counts = load_seed_data(data)
     except SeedError as error:
         print(error, file=sys.stderr)
         return 1
@@ -209,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except InputFileError as error:
+        print(f"goals-conversions {args.command}: {error}", file=sys.stderr)
+        return 2
     except Exception as error:
         from conversions_core.seed import SeedError
 
