@@ -30,6 +30,17 @@ def _client() -> Any:
     return dynamodb_client(Settings.from_env().dynamodb_timeout_seconds)
 
 
+def local_template() -> Template:
+    """The template, its functions' environment exported, and metrics off: EMF lines would mix
+    with what the tools print on stdout (POWERTOOLS_METRICS_DISABLED=false shows them)."""
+    from goals_conversions_local.runtime import apply_environment
+
+    template = Template()
+    apply_environment(template)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    return template
+
+
 class InputFileError(Exception):
     """A file named on the command line that cannot be read, or is not JSON."""
 
@@ -62,13 +73,10 @@ def prepare(seed: Path | None, seed_beside: bool = False) -> tuple[Template, Fun
 
     With `seed_beside`, an embedded database's seed is loaded by a child process."""
     from goals_conversions_local.embedded import dynamodb_endpoint, ensure_tables
-    from goals_conversions_local.runtime import Functions, apply_environment
+    from goals_conversions_local.runtime import Functions
     from goals_conversions_local.streams import StreamPump
 
-    template = Template()
-    apply_environment(template)
-    # EMF metric lines would mix with `invoke`'s JSON on stdout; POWERTOOLS_METRICS_DISABLED=false shows them.
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    template = local_template()
     server, endpoint = dynamodb_endpoint()
     client = _client()
     ensure_tables(template, client)
@@ -156,13 +164,9 @@ def invoke(args: argparse.Namespace) -> int:
 def import_seed(args: argparse.Namespace) -> int:
     from conversions_core.seed import SeedError
     from goals_conversions_local.embedded import ensure_tables, use_local_credentials
-    from goals_conversions_local.runtime import apply_environment
 
     data = read_json_file(args.file)  # before any connection: a wrong path fails at once
-    template = Template()
-    apply_environment(template)
-    # EMF metric lines from the counting function would mix with what import prints on stdout.
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    template = local_template()
     local = bool(os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"))
     if local:
         use_local_credentials()
@@ -187,10 +191,8 @@ def import_seed(args: argparse.Namespace) -> int:
 def openapi(args: argparse.Namespace) -> int:
     from goals_conversions_local.embedded import use_local_credentials
     from goals_conversions_local.openapi import build_document, render
-    from goals_conversions_local.runtime import apply_environment
 
-    template = Template()
-    apply_environment(template)
+    template = local_template()
     use_local_credentials()  # handler modules build a client at import; nothing is called
     text = render(build_document(template))
     if args.output:

@@ -125,6 +125,7 @@ class _Checker:
         self.now = now
         self.problems: list[str] = []
         self.known: dict[str, dict[int, dict[str, Any]]] = {}
+        self.replaced_keys: list[str] = []  # hashes of the keys of users imported again with another
 
     def run(self) -> list[Conversion]:
         for section, (kind, id_field) in _KINDS.items():
@@ -154,9 +155,13 @@ class _Checker:
             if user.api_key in seen:
                 self.problems.append(f"users[{index}]: api_key is also the key of user {seen[user.api_key]}")
             seen[user.api_key] = user.user_id
-            holder = self.repository.accounts.user_by_key_hash(hash_api_key(user.api_key), consistent=True)
+            key_hash = hash_api_key(user.api_key)
+            holder = self.repository.accounts.user_by_key_hash(key_hash, consistent=True)
             if holder is not None and holder.user_id != user.user_id:
                 self.problems.append(f"users[{index}]: api_key is the key of user {holder.user_id}")
+            stored = self.repository.accounts.entity("USER", user.user_id, consistent=True)
+            if stored is not None and stored.get("api_key_hash") not in (None, key_hash):
+                self.replaced_keys.append(stored["api_key_hash"])  # the old key stops working
 
     def _check_goals(self) -> None:
         """Each goal made whole as the goals API would (a path's /, a generated key, a name),
@@ -285,7 +290,6 @@ def load_seed(repository: Repository, data: Any, now: datetime | None = None) ->
     if checker.problems:
         raise SeedError(checker.problems)
     users = [(u.model_dump(exclude={"api_key"}, exclude_none=True), hash_api_key(u.api_key)) for u in seed.users]
-    replaced = tuple(_replaced_keys(repository, users))
     entities = [
         (kind, checker.known[kind][getattr(record, id_field)] if kind == "GOAL" else record.model_dump())
         for section, (kind, id_field) in _KINDS.items()
@@ -293,7 +297,7 @@ def load_seed(repository: Repository, data: Any, now: datetime | None = None) ->
         for record in getattr(seed, section)
     ]
     entities = [(kind, _with_owner(kind, fields, checker)) for kind, fields in entities]
-    repository.importer.write(users, entities, conversions, replaced)
+    repository.importer.write(users, entities, conversions, tuple(checker.replaced_keys))
     return {section: len(getattr(seed, section)) for section in Seed.model_fields}
 
 
@@ -303,13 +307,3 @@ def _with_owner(kind: str, fields: dict[str, Any], checker: _Checker) -> dict[st
         website = checker.lookup("WEBSITE", fields["website_id"])
         return {**fields, "user_id": website["user_id"]}  # type: ignore[index]
     return fields
-
-
-def _replaced_keys(repository: Repository, users: list[tuple[dict[str, Any], str]]) -> list[str]:
-    """The hashes of the keys that users imported again with another key had: they stop working."""
-    replaced = []
-    for user, key_hash in users:
-        stored = repository.accounts.entity("USER", user["user_id"], consistent=True)
-        if stored is not None and stored.get("api_key_hash") not in (None, key_hash):
-            replaced.append(stored["api_key_hash"])
-    return replaced
