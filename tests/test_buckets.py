@@ -117,3 +117,15 @@ def test_units_follow_the_calendar():
     assert buckets.ceil(4, datetime(2026, 1, 1, 10, 46)) == datetime(2026, 1, 1, 11)
     assert Run(1, datetime(2026, 1, 1), datetime(2026, 4, 1)).last_unit == datetime(2026, 3, 1)
     assert buckets.children(2, datetime(2026, 2, 3)) == Run(3, datetime(2026, 2, 3), datetime(2026, 2, 4))
+
+
+@pytest.mark.parametrize("level", range(len(buckets.LEVELS)))
+def test_units_between_counts_the_steps_from_one_unit_to_another(level):
+    rng = random.Random(level)
+    for _ in range(50):
+        start = buckets.floor(level, datetime(2024, 1, 1) + timedelta(seconds=rng.randrange(3 * 365 * 86400)))
+        unit, steps = start, rng.randrange(40)
+        for _ in range(steps):
+            unit = buckets.following(level, unit)
+        assert buckets.units_between(level, start, unit) == steps
+    assert buckets.units_between(0, datetime(9990, 1, 1), LATEST) == 9

@@ -18,6 +18,8 @@ FINEST = len(LEVELS) - 1
 # Datetimes the service can hold: from year 1 to the end of year 9998 (exclusive end).
 EARLIEST = datetime(1, 1, 1)
 LATEST = datetime(9999, 1, 1)
+# The length of a unit of each level from DAY down (years and months follow the calendar).
+_STEPS = (timedelta(days=1), timedelta(hours=1), timedelta(minutes=15), timedelta(minutes=1))
 
 
 def floor(level: int, moment: datetime) -> datetime:
@@ -42,8 +44,16 @@ def following(level: int, start: datetime) -> datetime:
         return datetime(start.year + 1, 1, 1) if start.year < LATEST.year else LATEST
     if level == 1:
         return datetime(start.year + start.month // 12, start.month % 12 + 1, 1)
-    step = (timedelta(days=1), timedelta(hours=1), timedelta(minutes=15), timedelta(minutes=1))[level - 2]
-    return start + step
+    return start + _STEPS[level - 2]
+
+
+def units_between(level: int, earlier: datetime, later: datetime) -> int:
+    """How many of the level's units from the unit starting at `earlier` to the one at `later`."""
+    if level == 0:
+        return later.year - earlier.year
+    if level == 1:
+        return (later.year - earlier.year) * 12 + later.month - earlier.month
+    return (later - earlier) // _STEPS[level - 2]
 
 
 def ceil(level: int, moment: datetime) -> datetime:

@@ -104,14 +104,8 @@ def _groups(level: int, units: list[datetime]) -> list[list[datetime]]:
     """Sorted units cut where the next is more than QUERY_GAP units after the one before."""
     groups: list[list[datetime]] = []
     for unit in units:
-        if groups and unit <= _ahead(level, groups[-1][-1], QUERY_GAP):
+        if groups and buckets.units_between(level, groups[-1][-1], unit) <= QUERY_GAP:
             groups[-1].append(unit)
         else:
             groups.append([unit])
     return groups
-
-
-def _ahead(level: int, unit: datetime, steps: int) -> datetime:
-    for _ in range(steps):
-        unit = buckets.following(level, unit)
-    return unit
