@@ -16,7 +16,7 @@ from conversions_core.statistics import (
 )
 from conversions_core.values import QueryDatetime, QueryId
 
-app = new_app(PARAMETER_RULES)
+app = new_app(PARAMETER_RULES, "statistics")
 
 
 @app.get(

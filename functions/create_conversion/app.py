@@ -9,7 +9,7 @@ from conversions_core.idempotency import IdempotencyKey
 from conversions_core.models import PARAMETER_RULES, Conversion, ConversionBody, ConversionCreate
 from conversions_core.observability import CONVERSIONS_CREATED, count
 
-app = new_app(PARAMETER_RULES)
+app = new_app(PARAMETER_RULES, "conversions")
 
 
 @app.post(

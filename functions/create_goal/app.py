@@ -8,7 +8,7 @@ from conversions_core.goals import GOAL_RULES, GoalBody, GoalCreate
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.observability import GOALS_CREATED, count
 
-app = new_app(GOAL_RULES)
+app = new_app(GOAL_RULES, "goals")
 
 
 @app.post("/api/goals", summary="Create a goal", operation_id="createGoal", tags=["Goals"], status_code=201)

@@ -7,7 +7,7 @@ from conversions_core.models import PARAMETER_RULES
 from conversions_core.observability import CONVERSIONS_DELETED, count
 from conversions_core.params import ConversionIdPath
 
-app = new_app(PARAMETER_RULES)
+app = new_app(PARAMETER_RULES, "conversions")
 
 
 @app.delete(

@@ -7,7 +7,7 @@ from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.observability import GOALS_DELETED, count
 from conversions_core.params import GoalIdPath
 
-app = new_app(GOAL_RULES)
+app = new_app(GOAL_RULES, "goals")
 
 
 @app.delete(

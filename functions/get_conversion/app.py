@@ -4,7 +4,7 @@ from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.models import PARAMETER_RULES, ConversionBody
 from conversions_core.params import ConversionIdPath
 
-app = new_app(PARAMETER_RULES)
+app = new_app(PARAMETER_RULES, "conversions")
 
 
 @app.get(

@@ -4,7 +4,7 @@ from conversions_core.goals import GOAL_RULES, GoalBody
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.params import GoalIdPath
 
-app = new_app(GOAL_RULES)
+app = new_app(GOAL_RULES, "goals")
 
 
 @app.get("/api/goals/<goal_id>", summary="Get one goal", operation_id="getGoal", tags=["Goals"])

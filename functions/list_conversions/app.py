@@ -17,7 +17,7 @@ from conversions_core.models import (
 )
 from conversions_core.values import PageNumber, QueryDatetime, QueryId, ResultsPerPage
 
-app = new_app(PARAMETER_RULES)
+app = new_app(PARAMETER_RULES, "conversions")
 
 
 @app.get(

@@ -16,7 +16,7 @@ from conversions_core.goals import (
 from conversions_core.http import AppServices, CurrentUser, entry_point, list_response, new_app
 from conversions_core.values import PageNumber, QueryId, ResultsPerPage
 
-app = new_app(GOAL_RULES)
+app = new_app(GOAL_RULES, "goals")
 Search = Annotated[str, Field(max_length=100)]
 
 

@@ -9,7 +9,7 @@ from conversions_core.models import PARAMETER_RULES, ConversionBody, ConversionU
 from conversions_core.observability import CONVERSIONS_UPDATED, count
 from conversions_core.params import ConversionIdPath
 
-app = new_app(PARAMETER_RULES)
+app = new_app(PARAMETER_RULES, "conversions")
 
 
 @app.post(

@@ -9,7 +9,7 @@ from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.observability import GOALS_UPDATED, count
 from conversions_core.params import GoalIdPath
 
-app = new_app(GOAL_RULES)
+app = new_app(GOAL_RULES, "goals")
 
 
 @app.post("/api/goals/<goal_id>", summary="Update a goal", operation_id="updateGoal", tags=["Goals"])

@@ -137,10 +137,12 @@ def get_services() -> Services:
 AppServices = Annotated[Services, Depends(get_services)]
 
 
-def new_app(rules: dict[str, str]) -> HttpApiResolver:
+def new_app(rules: dict[str, str], part: str) -> HttpApiResolver:
     """A resolver with validation on and every error in the contract's format; `rules` titles
-    the 400 for each parameter. The container's services are built here, in Lambda's init."""
-    get_services()
+    the 400 for each parameter. The container's services, and the repository `part` the routes
+    use (conversions, goals, statistics) with its modules, are built here, in Lambda's init, not
+    in the first request, which runs at the function's share of a CPU."""
+    getattr(get_services().repository, part)
     app = HttpApiResolver(enable_validation=True)
 
     @app.exception_handler(DomainError)

@@ -33,8 +33,8 @@ __all__ = ["Repository"]
 
 class Repository:
     """The data table's parts, sharing one client. Each part is built, and its module imported,
-    when first used: a function imports only the parts it uses (a list, not the goals or the
-    stream's code)."""
+    when first asked for: a function imports only the part it uses (a list, not the goals or the
+    stream's code), and asks for it in Lambda's init (`conversions_core.http.new_app`)."""
 
     def __init__(
         self, client: Any, table_name: str, clock: Callable[[], datetime] | None = None, retention_days: int = 0

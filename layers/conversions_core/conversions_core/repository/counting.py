@@ -33,7 +33,6 @@ from conversions_core.repository.keys import (
     ledger_key,
     listed_key,
 )
-from conversions_core.values import DATETIME_FORMAT
 
 MAX_TRANSACTION_ITEMS = 100
 MAX_EVENTS_PER_LEDGER = 100  # keeps a ledger's condition under DynamoDB's 4 KB expression limit
@@ -76,7 +75,7 @@ def read_change(record: dict[str, Any]) -> Change | None:
     for conversion, delta in ((old, -1), (new, +1)):
         if conversion is None:
             continue
-        moment = datetime.strptime(conversion.datetime, DATETIME_FORMAT)
+        moment = datetime.fromisoformat(conversion.datetime)
         for bucket in buckets.bucket_labels(moment):
             for attribute in count_attributes(conversion):
                 key = (bucket, attribute)

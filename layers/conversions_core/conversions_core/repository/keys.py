@@ -29,7 +29,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conversions_core.models import Conversion
-from conversions_core.values import DATETIME_FORMAT
 
 USER_INDEX = "ByUser"
 GOAL_INDEX = "ByGoal"
@@ -132,7 +131,7 @@ def conversion_item(conversion: Conversion, version: int, retention_days: int = 
     retention, DynamoDB's TTL deletes it that many days after the conversion's datetime."""
     item = {**conversion_key(conversion.id), **conversion.model_dump(), "version": version}
     if retention_days:
-        created = datetime.strptime(conversion.datetime, DATETIME_FORMAT).replace(tzinfo=UTC)
+        created = datetime.fromisoformat(conversion.datetime).replace(tzinfo=UTC)
         item["expires_at"] = int((created + timedelta(days=retention_days)).timestamp())
     return item
 
