@@ -176,6 +176,32 @@ def test_an_import_never_hands_a_key_a_website_or_a_goal_to_another_user(tenant,
     assert tenant.repository.accounts.entity("USER", user) is None
 
 
+def test_an_import_moves_no_stored_visitor_session_or_event(tenant, other_tenant):
+    """The conversions naming a visitor, session or event were checked against where it is: an
+    import that would move one (to another website, a session to another visitor, an event to
+    another session) is refused as a whole; the same records as stored are accepted."""
+    w = tenant.website_id
+    moved = {
+        "visitors": [{"visitor_id": tenant.visitor_id, "website_id": other_tenant.website_id}],
+        "sessions": [{"session_id": tenant.session_id, "website_id": w, "visitor_id": tenant.other_visitor_id}],
+        "events": [{"event_id": tenant.event_id, "website_id": w, "session_id": None}],
+    }
+    with pytest.raises(SeedError) as refused:
+        load_seed(tenant.repository, moved)
+    assert refused.value.problems == [
+        f"visitors[0]: visitor {tenant.visitor_id} has website_id {w}; an import does not change it",
+        f"sessions[0]: session {tenant.session_id} has visitor_id {tenant.visitor_id}; an import does not change it",
+        f"events[0]: event {tenant.event_id} has session_id {tenant.session_id}; an import does not change it",
+    ]
+    assert tenant.repository.accounts.entity("VISITOR", tenant.visitor_id, consistent=True)["website_id"] == w
+    kept = {
+        "visitors": [{"visitor_id": tenant.visitor_id, "website_id": w}],
+        "sessions": [{"session_id": tenant.session_id, "website_id": w, "visitor_id": tenant.visitor_id}],
+        "events": [{"event_id": tenant.event_id, "website_id": w, "session_id": tenant.session_id}],
+    }
+    assert load_seed(tenant.repository, kept)["events"] == 1
+
+
 def test_a_conversion_id_twice_in_a_seed_is_a_listed_problem(tenant):
     row = {"id": import_id("2026-05-03 00:00:00"), "goal_id": tenant.goal_id, "datetime": "2026-05-03 00:00:00"}
     with pytest.raises(SeedError) as refused:

@@ -106,6 +106,14 @@ class Seed(_Record):
     conversions: list[SeedConversion] = []
 
 
+# What a stored visitor, session or event keeps through an import: the conversions naming it
+# were checked against these.
+_KEPT_FIELDS = {
+    "VISITOR": ("website_id",),
+    "SESSION": ("website_id", "visitor_id"),
+    "EVENT": ("website_id", "session_id"),
+}
+
 _KINDS = {
     "users": ("USER", "user_id"),
     "websites": ("WEBSITE", "website_id"),
@@ -138,6 +146,7 @@ class _Checker:
         self._check_keys()
         self._check_owners()
         self._check_stored_owners()
+        self._check_stored_tracking()
         self._check_goals()
         return self._check_conversions()
 
@@ -211,6 +220,23 @@ class _Checker:
             stored = self.repository.accounts.entity(kind, entity_id, consistent=True)
             if stored is not None and stored.get("user_id") != user_id:
                 self.problems.append(f"{where}: {kind.lower()} {entity_id} belongs to user {stored.get('user_id')}")
+
+    def _check_stored_tracking(self) -> None:
+        """A visitor, session or event already in the table stays where it is (its website, a
+        session's visitor, an event's session), so the conversions that name it stay valid."""
+        records = [
+            (f"{section}[{index}]", kind, getattr(record, id_field), record)
+            for section, (kind, id_field) in _KINDS.items()
+            if kind in _KEPT_FIELDS
+            for index, record in enumerate(getattr(self.seed, section))
+        ]
+        stored = self.repository.accounts.entities([(kind, entity_id) for _, kind, entity_id, _ in records], True)
+        for where, kind, entity_id, record in records:
+            item = stored.get((kind, entity_id))
+            for field in _KEPT_FIELDS[kind] if item is not None else ():
+                if item.get(field) != getattr(record, field):
+                    kept = f"{kind.lower()} {entity_id} has {field} {item.get(field)}"
+                    self.problems.append(f"{where}: {kept}; an import does not change it")
 
     def _check_parent(self, where: str, kind: str, parent_id: int | None, website_id: int) -> None:
         parent = self.lookup(kind, parent_id)
