@@ -1,8 +1,7 @@
 """What a function does in Lambda's init: everything its first request needs from the layer.
 
 Init runs with a full vCPU; a request runs at the function's share of one (a seventh at 256 MB),
-so a module imported by the first request instead of at init costs its cold start several times
-over (issue #12's point about deferral).
+so work deferred from init into the first request costs a cold start several times over.
 """
 
 import json
@@ -23,24 +22,14 @@ FIRST_CONNECTION = {"encodings.idna", "stringprep", "unicodedata"}
 
 FIRST_REQUEST = """\
 import json, os, sys
-
-class Context:
-    function_name = "first"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:first"
-    aws_request_id = "first"
-    log_group_name = log_stream_name = "first"
-
-    def get_remaining_time_in_millis(self):
-        return 10_000
+from goals_conversions_local.runtime import LambdaContext
 
 with open(os.environ["FIRST_EVENT"]) as f:
     event = json.load(f)
 event["headers"]["authorization"] = "Bearer " + os.environ["FIRST_KEY"]
 import app
 before = set(sys.modules)
-response = app.lambda_handler(event, Context())
+response = app.lambda_handler(event, LambdaContext("first", "first"))
 print(json.dumps({"status": response["statusCode"], "imported": sorted(set(sys.modules) - before)}))
 """
 
