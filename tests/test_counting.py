@@ -242,3 +242,18 @@ def test_the_counting_function_imports_no_http_stack():
     ).stdout.split()
     assert "conversions_core.repository.counting" in imported
     assert [name for name in imported if name.startswith("aws_lambda_powertools.event_handler")] == []
+
+
+def test_a_pump_behind_one_that_forgot_its_records_goes_on_from_the_oldest_kept(repository, tenant):
+    """`import` into a running `serve`: both read the stream, and serve's pump forgets what it
+    counted. The import's pump, reading through the streams API, finds its position gone
+    (DynamoDB's TrimmedDataAccessException) and goes on from the oldest record kept."""
+    behind = StreamPump(TEMPLATE, table_name=TABLE, embedded=False)
+    captured_batches(behind)
+    first, second = spread_conversions(tenant, 5)[:3], spread_conversions(tenant, 5)[3:]
+    load_seed(repository, {"conversions": first})
+    captured_batches(StreamPump(TEMPLATE, table_name=TABLE, embedded=True))  # reads and forgets them
+    load_seed(repository, {"conversions": second})
+    records = [r for batch in captured_batches(behind) for r in batch["Records"]]
+    inserted = {r["dynamodb"]["Keys"]["pk"]["S"] for r in records if r["eventName"] == "INSERT"}
+    assert inserted == {f"CONVERSION#{row['id']}" for row in second}

@@ -245,8 +245,16 @@ def _parse_parameters(self: Any, request: Any) -> None:
 def _get_records(self: Any) -> str:
     """GetRecords answered with its JSON as it is kept: moto's generic response serializer walks
     every attribute of every image against the model, which makes reading the stream of a large
-    import (the `import` command against `serve`'s database) slower than writing it."""
-    result = self.backend.get_records(self._get_param("ShardIterator"), self._get_param("Limit") or 1000)
+    import (the `import` command against `serve`'s database) slower than writing it. A position
+    before the oldest record kept (`serve`'s pump forgets what it consumed: embedded.trim_stream)
+    is refused as DynamoDB refuses a trimmed one; moto would fail an assertion (a 500)."""
+    from moto.core.exceptions import JsonRESTError
+
+    iterator = self._get_param("ShardIterator")
+    position = self.backend.shard_iterators[iterator]
+    if position.sequence_number < position.stream_shard.starting_sequence_number:
+        raise JsonRESTError("TrimmedDataAccessException", "The shard iterator points before the oldest record kept")
+    result = self.backend.get_records(iterator, self._get_param("Limit") or 1000)
     return json.dumps(result, default=lambda moment: moment.timestamp())  # ApproximateCreationDateTime
 
 
