@@ -187,6 +187,11 @@ def entry_point(app: HttpApiResolver) -> Callable[[dict[str, Any], Any], Any]:
     """A function's Lambda handler: authenticate, count against the rate limit, read the body,
     then route, with the services the routes get (`get_services`, or the app's override)."""
 
+    # Powertools builds a route's validation (its parameters' and body's pydantic adapters) on
+    # the route's first request; built here, it is part of init (a pinned Powertools' attributes).
+    for route in app._static_routes + app._dynamic_routes:
+        route.dependant, route.body_field  # noqa: B018
+
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         chosen = app.dependency_overrides.get(get_services, get_services)()
