@@ -233,7 +233,9 @@ class _Checker:
         stored = self.repository.accounts.entities([(kind, entity_id) for _, kind, entity_id, _ in records], True)
         for where, kind, entity_id, record in records:
             item = stored.get((kind, entity_id))
-            for field in _KEPT_FIELDS[kind] if item is not None else ():
+            if item is None:
+                continue
+            for field in _KEPT_FIELDS[kind]:
                 if item.get(field) != getattr(record, field):
                     kept = f"{kind.lower()} {entity_id} has {field} {item.get(field)}"
                     self.problems.append(f"{where}: {kept}; an import does not change it")
