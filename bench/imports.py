@@ -14,10 +14,15 @@ in a fresh interpreter, timed together (the event file is read before the clock 
 - The yardstick: a bare handler that imports Powertools and boto3, builds a validating
   APIGatewayHttpResolver and a DynamoDB client at import, and answers the list event with one
   GetItem. Target: at most 1.2x.
+- The interpreter and libraries are Lambda's where this machine has them: Python 3.13 (the
+  runtime's), the layer as its Makefile builds it for `sam build` (for this machine's
+  architecture, with its bytecode), the runtime's boto3, the function's code without bytecode.
+  Without Python 3.13, this interpreter and the layer's sources (the table says which).
 - Fresh interpreters, each function's run paired with a run of the bare handler next to it
   (which of the two goes first alternates), so that a busy moment slows both: the ratio is
-  the median of the pairs' ratios, shown with the middle half of them. Powertools Tracer is off (as locally:
-  it is built only in Lambda; EnableTracer costs ~0.2-0.3 s more, see template.yaml).
+  the median of the pairs' ratios, shown with the middle half of them. Powertools Tracer is
+  off (as locally: it is built only in Lambda; EnableTracer costs ~0.2-0.3 s more, see
+  template.yaml).
 
 Usage: python bench/imports.py [--rounds 15] [--output bench/results]
 """
@@ -28,15 +33,19 @@ import argparse
 import copy
 import json
 import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import moto_speedup
+from layer import build, runtime_boto3, runtime_python
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 from report import publish
@@ -105,11 +114,45 @@ print(json.dumps({**timings, "status": status, "rss_kb": rss}))
 """
 
 
-def environment(code_dir: Path, function_env: dict[str, str], event: Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class Runtime:
+    """The interpreter and the folders a cold start imports from, and how it is described."""
+
+    python: str
+    libraries: list[Path]
+    flags: list[str]
+    description: str
+
+
+def lambda_runtime(scratch: Path) -> Runtime:
+    """As Lambda runs a function: Python 3.13 (the runtime's, when this machine has it), the
+    layer as its Makefile builds it (for this machine's architecture, with its bytecode), the
+    runtime's boto3, and the function's code without bytecode (`-B`: /var/task is read-only).
+    Without Python 3.13: this interpreter and the layer's sources."""
+    python = runtime_python()
+    if python is None:
+        version = sys.version.split()[0]
+        return Runtime(sys.executable, [LAYER], [], f"Python {version} and the layer's sources: no Python 3.13 here")
+    layer = build(scratch / "layer", f"manylinux2014_{platform.machine()}")
+    boto3_dir = runtime_boto3(python, scratch / "boto3")
+    description = "Python 3.13, the layer as sam builds it, the runtime's boto3, as Lambda runs them"
+    return Runtime(python, [layer, boto3_dir], ["-B"], description)
+
+
+def code_for(runtime: Runtime, code_dir: Path, scratch: Path) -> Path:
+    """The function's folder as the runtime imports it: a copy without bytecode under `-B`."""
+    if not runtime.flags:
+        return code_dir
+    copied = scratch / "functions" / code_dir.name
+    shutil.copytree(code_dir, copied, ignore=shutil.ignore_patterns("__pycache__"))
+    return copied
+
+
+def environment(runtime: Runtime, code_dir: Path, function_env: dict[str, str], event: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "PYTHON"))}
     env.update(function_env)
     env.update(
-        PYTHONPATH=os.pathsep.join([str(code_dir), str(LAYER)]),
+        PYTHONPATH=os.pathsep.join(map(str, [code_dir, *runtime.libraries])),
         AWS_DEFAULT_REGION="us-east-1",
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
@@ -119,10 +162,10 @@ def environment(code_dir: Path, function_env: dict[str, str], event: Path) -> di
     return env
 
 
-def run_once(code_dir: Path, function_env: dict[str, str], event: Path) -> dict[str, Any]:
+def run_once(runtime: Runtime, code_dir: Path, function_env: dict[str, str], event: Path) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-c", RUNNER],
-        env=environment(code_dir, function_env, event),
+        [runtime.python, *runtime.flags, "-c", RUNNER],
+        env=environment(runtime, code_dir, function_env, event),
         capture_output=True,
         text=True,
         cwd=code_dir,
@@ -132,10 +175,10 @@ def run_once(code_dir: Path, function_env: dict[str, str], event: Path) -> dict[
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def imported_modules(code_dir: Path, function_env: dict[str, str], event: Path) -> set[str]:
+def imported_modules(runtime: Runtime, code_dir: Path, function_env: dict[str, str], event: Path) -> set[str]:
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import app"],
-        env=environment(code_dir, function_env, event),
+        [runtime.python, *runtime.flags, "-X", "importtime", "-c", "import app"],
+        env=environment(runtime, code_dir, function_env, event),
         capture_output=True,
         text=True,
         cwd=code_dir,
@@ -190,11 +233,13 @@ def main(argv: list[str] | None = None) -> None:
     template = Template()
     database = Database(template)
     specs = {spec.short_name: spec for spec in template.functions()}
-    with tempfile.TemporaryDirectory() as scratch:
-        bare_dir = Path(scratch) / "bare"
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        runtime = lambda_runtime(scratch)
+        bare_dir = scratch / "bare"
         bare_dir.mkdir()
         (bare_dir / "app.py").write_text(BARE_APP)
-        stream_event = Path(scratch) / "count_conversions.json"
+        stream_event = scratch / "count_conversions.json"
         stream_event.write_text(json.dumps(database.stream_event))
         bare_env = specs["list_conversions"].environment
         cases: dict[str, tuple[Path, dict[str, str], Path]] = {
@@ -207,26 +252,26 @@ def main(argv: list[str] | None = None) -> None:
             if name not in specs or not event.exists():
                 skipped.append(name)
                 continue
-            cases[name] = (code_dir.parent, specs[name].environment, event)
+            cases[name] = (code_for(runtime, code_dir.parent, scratch), specs[name].environment, event)
 
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
         pairs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {name: [] for name in cases if name != BARE}
         for case in cases.values():  # a first, unkept run of each warms the file cache
             database.restore()
-            run_once(*case)
+            run_once(runtime, *case)
         for round_number in range(args.rounds):
             for name in pairs:  # each function's run next to a bare handler's, which goes first in turn
                 runs = {}
                 for which in [BARE, name] if round_number % 2 == 0 else [name, BARE]:
                     database.restore()
-                    runs[which] = run_once(*cases[which])
+                    runs[which] = run_once(runtime, *cases[which])
                 samples[BARE].append(runs[BARE])
                 samples[name].append(runs[name])
                 pairs[name].append((runs[name], runs[BARE]))
-        baseline = imported_modules(*cases[BARE])
-        extra = {name: sorted(imported_modules(*case) - baseline - {"app"}) for name, case in cases.items()}
+        baseline = imported_modules(runtime, *cases[BARE])
+        extra = {name: sorted(imported_modules(runtime, *case) - baseline - {"app"}) for name, case in cases.items()}
 
-    text = report(samples, pairs, extra, skipped, args.rounds)
+    text = report(samples, pairs, extra, skipped, args.rounds, runtime.description)
     publish(text, args.output, "cold_start.md")
 
 
@@ -240,6 +285,7 @@ def report(
     extra: dict[str, list[str]],
     skipped: list[str],
     rounds: int,
+    setup: str,
 ) -> str:
     def median(name: str, part: str) -> float:
         if part == "total":
@@ -247,10 +293,10 @@ def report(
         return statistics.median(s[part] for s in samples[name])
 
     bare = median(BARE, "total")
-    version = sys.version.split()[0]
     lines = [
-        f"### Cold start: import + first request ({rounds} fresh interpreters each, Python {version}; "
-        "ratios: median of the pairs)",
+        f"### Cold start: import + first request ({rounds} fresh interpreters each; ratios: median of the pairs)",
+        "",
+        setup + ".",
         "",
         "| function | import (ms) | first request (ms) | its CPU (ms) | total (ms) | vs bare handler "
         "| middle half of the pairs | import alone vs bare | status | peak RSS (MB) "

@@ -77,6 +77,16 @@ def runtime_python() -> str | None:
     return out.stdout.strip() or None
 
 
+def runtime_boto3(python: str, target: Path) -> Path:
+    """The runtime's boto3 (not in the layer: Lambda's Python runtime has it), with its bytecode."""
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--root-user-action=ignore",
+         "--target", str(target), "boto3==1.44.8"],
+        check=True,
+    )  # fmt: skip
+    return target
+
+
 def import_seconds(python: str, path: list[Path]) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "PYTHON"))}
     env.update(PYTHONPATH=os.pathsep.join(map(str, path)), AWS_DEFAULT_REGION="us-east-1")
@@ -95,12 +105,7 @@ def report_bytecode(scratch: Path, rounds: int) -> list[str]:
     compiled = build(scratch / "local", local)
     bare = scratch / "without-bytecode"
     shutil.copytree(compiled, bare, ignore=shutil.ignore_patterns("__pycache__"))
-    runtime = scratch / "runtime"  # the runtime's boto3, with its bytecode, as Lambda ships it
-    subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--root-user-action=ignore",
-         "--target", str(runtime), "boto3==1.44.8"],
-        check=True,
-    )  # fmt: skip
+    runtime = runtime_boto3(python, scratch / "runtime")
     timings: dict[str, list[float]] = {"with the layer's bytecode": [], "without it": []}
     for _ in range(rounds):  # interleaved, so that a busy moment slows both alike
         timings["with the layer's bytecode"].append(import_seconds(python, [FUNCTION, compiled, runtime]))
