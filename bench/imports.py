@@ -18,6 +18,7 @@ in a fresh interpreter, timed together (the event file is read before the clock 
   runtime's), the layer as its Makefile builds it for `sam build` (for this machine's
   architecture, with its bytecode), the runtime's boto3, the function's code without bytecode.
   Without Python 3.13, this interpreter and the layer's sources (the table says which).
+  Building the layer needs the package index, as bench/layer.py does.
 - Fresh interpreters, each function's run paired with a run of the bare handler next to it
   (which of the two goes first alternates), so that a busy moment slows both: the ratio is
   the median of the pairs' ratios, shown with the middle half of them. Powertools Tracer is
