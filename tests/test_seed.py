@@ -34,6 +34,13 @@ def test_the_demo_seed_loads_and_serves_the_contracts_example(repository):
     assert listed.status == 200 and listed.json["meta"]["total"] > 0
 
 
+def refusal(repository, seed):
+    """The problems of a seed that is refused as a whole."""
+    with pytest.raises(SeedError) as refused:
+        load_seed(repository, seed)
+    return refused.value.problems
+
+
 def _fresh_ids(count):
     return [new_id() for _ in range(count)]
 
@@ -54,13 +61,12 @@ def test_a_seed_with_several_problems_lists_them_all_and_writes_nothing(reposito
             {"id": second, "goal_id": 535353535, "datetime": "2026-06-02 00:00:00"},
         ],
     }
-    with pytest.raises(SeedError) as refused:
-        load_seed(repository, seed)
-    text = "\n".join(refused.value.problems)
+    problems = refusal(repository, seed)
+    text = "\n".join(problems)
     assert "appears twice" in text
     assert "website 424242424 does not exist" in text
     assert "goal 535353535 does not exist" in text
-    assert len(refused.value.problems) >= 4
+    assert len(problems) >= 4
     assert repository.accounts.entity("USER", user) is None
     assert repository.accounts.entity("GOAL", goal) is None
     assert repository.importer.existing_conversion_ids([first, second]) == set()
@@ -78,9 +84,8 @@ def test_a_seed_with_several_problems_lists_them_all_and_writes_nothing(reposito
     ],
 )
 def test_records_that_break_the_shape_are_refused(repository, bad_record, words):
-    with pytest.raises(SeedError) as refused:
-        load_seed(repository, bad_record)
-    assert any(p.startswith(words) for p in refused.value.problems), refused.value.problems
+    problems = refusal(repository, bad_record)
+    assert any(p.startswith(words) for p in problems), problems
 
 
 def test_conversions_whose_ids_do_not_grow_with_datetime_are_refused_by_name(tenant):
@@ -89,9 +94,7 @@ def test_conversions_whose_ids_do_not_grow_with_datetime_are_refused_by_name(ten
         {"id": earlier, "goal_id": tenant.goal_id, "datetime": "2026-06-02 00:00:00"},
         {"id": later, "goal_id": tenant.goal_id, "datetime": "2026-06-01 00:00:00"},
     ]
-    with pytest.raises(SeedError) as refused:
-        load_seed(tenant.repository, {"conversions": rows})
-    [problem] = refused.value.problems
+    [problem] = refusal(tenant.repository, {"conversions": rows})
     assert f"(id {later})" in problem and "ids must grow with datetime" in problem
 
 
@@ -102,9 +105,7 @@ def test_imports_go_before_or_after_what_the_user_has_never_in_between(tenant):
     before = {"id": may - 1, "goal_id": tenant.goal_id, "datetime": "2026-04-01 00:00:00"}
     after = {"id": july + 1, "goal_id": tenant.goal_id, "datetime": "2026-07-02 00:00:00"}
     between = {"id": import_id("2026-06-01 00:00:00"), "goal_id": tenant.goal_id, "datetime": "2026-06-01 00:00:00"}
-    with pytest.raises(SeedError) as refused:
-        load_seed(tenant.repository, {"conversions": [before, between, after]})
-    [problem] = refused.value.problems
+    [problem] = refusal(tenant.repository, {"conversions": [before, between, after]})
     assert f"(id {between['id']})" in problem and "before all of them or after all of them" in problem
     load_seed(tenant.repository, {"conversions": [before, after]})
 
@@ -116,9 +117,8 @@ def test_conversions_in_the_future_taken_ids_or_ids_from_the_future_are_refused(
         {"id": import_id("2026-05-02 00:00:00"), "goal_id": tenant.goal_id, "datetime": "2999-01-01 00:00:00"},
         {"id": 2**53 - 1, "goal_id": tenant.goal_id, "datetime": "2999-01-02 00:00:00"},
     ]
-    with pytest.raises(SeedError) as refused:
-        load_seed(tenant.repository, {"conversions": rows})
-    text = "\n".join(refused.value.problems)
+    problems = refusal(tenant.repository, {"conversions": rows})
+    text = "\n".join(problems)
     assert f"id {taken} is already taken" in text
     assert "in the future" in text
     assert "the first id the service can give now" in text
@@ -140,9 +140,8 @@ def test_conversion_references_follow_the_create_rules(tenant):
             "datetime": "2026-06-01 00:00:01",
         },
     ]
-    with pytest.raises(SeedError) as refused:
-        load_seed(tenant.repository, {"conversions": rows})
-    text = "\n".join(refused.value.problems)
+    problems = refusal(tenant.repository, {"conversions": rows})
+    text = "\n".join(problems)
     assert "tracking_mode normal" in text and "session_id does not belong to the given visitor_id" in text
 
 
@@ -165,9 +164,8 @@ def test_an_import_never_hands_a_key_a_website_or_a_goal_to_another_user(tenant,
         ],
         "goals": [{"goal_id": tenant.goal_id, "website_id": other_tenant.website_id, "type": "custom", "name": "G"}],
     }
-    with pytest.raises(SeedError) as refused:
-        load_seed(tenant.repository, seed)
-    assert refused.value.problems == [
+    problems = refusal(tenant.repository, seed)
+    assert problems == [
         f"users[0]: api_key is the key of user {tenant.user_id}",
         f"websites[0]: website {tenant.website_id} belongs to user {tenant.user_id}",
         f"goals[0]: goal {tenant.goal_id} belongs to user {tenant.user_id}",
@@ -186,9 +184,8 @@ def test_an_import_moves_no_stored_visitor_session_or_event(tenant, other_tenant
         "sessions": [{"session_id": tenant.session_id, "website_id": w, "visitor_id": tenant.other_visitor_id}],
         "events": [{"event_id": tenant.event_id, "website_id": w, "session_id": None}],
     }
-    with pytest.raises(SeedError) as refused:
-        load_seed(tenant.repository, moved)
-    assert refused.value.problems == [
+    problems = refusal(tenant.repository, moved)
+    assert problems == [
         f"visitors[0]: visitor {tenant.visitor_id} has website_id {w}; an import does not change it",
         f"sessions[0]: session {tenant.session_id} has visitor_id {tenant.visitor_id}; an import does not change it",
         f"events[0]: event {tenant.event_id} has session_id {tenant.session_id}; an import does not change it",
@@ -204,9 +201,8 @@ def test_an_import_moves_no_stored_visitor_session_or_event(tenant, other_tenant
 
 def test_a_conversion_id_twice_in_a_seed_is_a_listed_problem(tenant):
     row = {"id": import_id("2026-05-03 00:00:00"), "goal_id": tenant.goal_id, "datetime": "2026-05-03 00:00:00"}
-    with pytest.raises(SeedError) as refused:
-        load_seed(tenant.repository, {"conversions": [row, row]})
-    assert refused.value.problems == [f"conversions[1] (id {row['id']}): id {row['id']} is already taken"]
+    problems = refusal(tenant.repository, {"conversions": [row, row]})
+    assert problems == [f"conversions[1] (id {row['id']}): id {row['id']} is already taken"]
 
 
 def test_a_user_imported_again_with_another_key_loses_the_old_one(repository):
