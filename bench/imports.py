@@ -310,7 +310,7 @@ def report(
         rss = max(s["rss_kb"] for s in samples[name]) / 1024
         ratios = [cold_start(ours) / cold_start(bare) for ours, bare in pairs.get(name, [])] or [1.0, 1.0]
         ratio = statistics.median(ratios)
-        low, _, high = statistics.quantiles(ratios, n=4)
+        low, _, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratio, ratio, ratio)
         imported = statistics.median([ours["import"] / bare["import"] for ours, bare in pairs.get(name, [])] or [1.0])
         flag = "" if ratio <= TARGET or name == BARE else " **over**"
         layer = [m for m in extra[name] if m.startswith("conversions_core")]
