@@ -216,8 +216,9 @@ class _Checker:
             website = self.lookup("WEBSITE", goal.website_id)
             if website is not None:
                 records.append((f"goals[{index}]", "GOAL", goal.goal_id, website["user_id"]))
+        stored_items = self.repository.accounts.entities([(kind, entity_id) for _, kind, entity_id, _ in records], True)
         for where, kind, entity_id, user_id in records:
-            stored = self.repository.accounts.entity(kind, entity_id, consistent=True)
+            stored = stored_items.get((kind, entity_id))
             if stored is not None and stored.get("user_id") != user_id:
                 self.problems.append(f"{where}: {kind.lower()} {entity_id} belongs to user {stored.get('user_id')}")
 

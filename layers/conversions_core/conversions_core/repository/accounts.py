@@ -35,9 +35,9 @@ class Accounts:
         self, wanted: list[tuple[str, int]], consistent: bool = False
     ) -> dict[tuple[str, int], dict[str, Any]]:
         """The items that exist of (kind, id) pairs, by pair: BatchGetItem, 100 keys a call."""
-        keys = {entity_key(kind, entity_id)["pk"]: (kind, entity_id) for kind, entity_id in wanted}
-        items = self.table.batch_get([entity_key(*pair) for pair in keys.values()], consistent=consistent)
-        return {keys[item["pk"]]: item for item in items}
+        pairs = {entity_key(kind, entity_id)["pk"]: (kind, entity_id) for kind, entity_id in wanted}
+        items = self.table.batch_get([entity_key(*pair) for pair in wanted], consistent=consistent)
+        return {pairs[item["pk"]]: item for item in items}
 
     def owned(self, user: User, kind: str, entity_id: int) -> dict[str, Any] | None:
         """The user's website or goal, or None for anyone else's (or a missing one)."""

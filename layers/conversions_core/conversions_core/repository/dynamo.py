@@ -118,6 +118,9 @@ class Table:
         return from_dynamo(response["Item"]) if "Item" in response else None
 
     def batch_get(self, keys: list[dict[str, Any]], consistent: bool = False) -> list[dict[str, Any]]:
+        """The items of `keys` that exist; a key given twice is asked once (DynamoDB refuses a
+        request that holds it twice)."""
+        keys = list({tuple(sorted(key.items())): key for key in keys}.values())
         found: list[dict[str, Any]] = []
         for start in range(0, len(keys), BATCH_GET_SIZE):
             chunk = [to_dynamo(k) for k in keys[start : start + BATCH_GET_SIZE]]

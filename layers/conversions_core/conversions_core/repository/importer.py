@@ -30,8 +30,7 @@ class Importer:
         self.workers = workers
 
     def existing_conversion_ids(self, conversion_ids: list[int]) -> set[int]:
-        unique = sorted(set(conversion_ids))  # BatchGetItem refuses a key asked twice
-        found = self.table.batch_get([conversion_key(i) for i in unique], consistent=True)
+        found = self.table.batch_get([conversion_key(i) for i in conversion_ids], consistent=True)
         return {item["id"] for item in found}
 
     def edge_conversions(self, user_id: int) -> tuple[Conversion | None, Conversion | None]:
