@@ -162,8 +162,14 @@ class StreamPump:
                     raise
             # Another reader (`serve`'s pump) counted and forgot the records after ours: as Lambda
             # does past a shard's trim horizon, go on from the oldest record kept.
-        iterator = self._client.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-        return self._client.get_records(ShardIterator=iterator["ShardIterator"], Limit=limit)["Records"]
+        for _ in range(10):  # the other reader may forget more between our two calls
+            iterator = self._client.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+            try:
+                return self._client.get_records(ShardIterator=iterator["ShardIterator"], Limit=limit)["Records"]
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "TrimmedDataAccessException":
+                    raise
+        raise RuntimeError("the stream kept moving its trim horizon")
 
     # -- delivering, as Lambda's event source mapping does -------------------------------------------
 
