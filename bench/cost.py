@@ -50,9 +50,10 @@ from loading import conversion_id, load_conversions
 from report import publish
 from units import Call, Recorder
 
+from conversions_core import conversion_service
 from conversions_core.auth import hash_api_key
-from conversions_core.models import Conversion
 from conversions_core.repository import Repository
+from conversions_core.repository.items import StoredConversion
 from conversions_core.seed import load_seed
 from conversions_core.values import DATETIME_FORMAT
 from goals_conversions_local.embedded import dynamodb_endpoint, ensure_tables
@@ -146,13 +147,13 @@ def setup() -> tuple[Functions, Template, Repository, Recorder, list[int]]:
     return Functions(template), template, repository, recorder, [c.id for c in conversions]
 
 
-def year_of_conversions() -> list[Conversion]:
+def year_of_conversions() -> list[StoredConversion]:
     rng = random.Random(CONVERSIONS)
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     moments = sorted(now - timedelta(seconds=rng.randrange(365 * 86400)) for _ in range(CONVERSIONS))
     taken: set[int] = set()
     return [
-        Conversion(
+        StoredConversion(
             id=conversion_id(moment, taken),
             goal_id=1 + n % 2,
             website_id=1,
@@ -270,7 +271,7 @@ def counting_shares(runner: Runner, repository: Repository, template: Template) 
         for _ in range(6 if size == 1 else 4):  # the first is a warm-up
             batches.clear()
             for n in range(size):
-                repository.conversions.create(owner, 1 + n % 2, {})
+                conversion_service.create(repository, owner, 1 + n % 2, {})
             pump.drain()
             events.append({"Records": [r for b in batches for r in b["Records"]]})
             assert len(events[-1]["Records"]) == size

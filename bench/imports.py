@@ -51,6 +51,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 from report import publish
 
+from conversions_core import conversion_service
 from conversions_core.auth import hash_api_key
 from conversions_core.repository import Repository
 from conversions_core.seed import load_seed
@@ -212,7 +213,7 @@ class Database:
     def _one_insert(repository: Repository, pump: StreamPump) -> dict[str, Any]:
         """A stream batch of one new conversion's INSERT, as Lambda hands it to the counting function."""
         owner = repository.accounts.user_by_key_hash(hash_api_key("demo-key"))
-        repository.conversions.create(owner, 1, {})
+        conversion_service.create(repository, owner, 1, {})
         batches: list[dict[str, Any]] = []
         pump.invoke = lambda event: batches.append(event) or {"batchItemFailures": []}
         pump.drain()

@@ -7,7 +7,7 @@ its listed item (`keys.listed_item`), and for each user the count buckets the co
 function would have made from the stream:
 one item per bucket (`buckets.bucket_labels`: year, month, day, hour, quarter-hour, minute)
 holding the user's total and one total per website and goal (`keys.count_attributes`).
-The counting ledger is left out: its items only guard against a record applied twice.
+The counting function's markers are left out: they only guard against a record applied twice.
 Only the benchmark builds tables this way.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 import moto_speedup
 
-from conversions_core.models import Conversion
 from conversions_core.repository import Repository, ids
 from conversions_core.repository.buckets import bucket_labels
+from conversions_core.repository.items import StoredConversion
 from conversions_core.repository.keys import conversion_item, count_attributes, count_key, listed_item
 from conversions_core.seed import load_seed
 from conversions_core.values import DATETIME_FORMAT
@@ -36,7 +36,7 @@ def conversion_id(moment: datetime, taken: set[int]) -> int:
     return new
 
 
-def count_items(conversions: list[Conversion]) -> list[dict[str, Any]]:
+def count_items(conversions: list[StoredConversion]) -> list[dict[str, Any]]:
     """The count buckets of these conversions, as the counting function leaves them."""
     counts: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
     for conversion in conversions:
@@ -46,7 +46,7 @@ def count_items(conversions: list[Conversion]) -> list[dict[str, Any]]:
     return [{**count_key(user_id, label), **totals} for (user_id, label), totals in counts.items()]
 
 
-def table_items(conversions: list[Conversion]) -> list[dict[str, Any]]:
+def table_items(conversions: list[StoredConversion]) -> list[dict[str, Any]]:
     """Both items of every conversion, and the count buckets."""
     items = [item for c in conversions for item in (conversion_item(c, version=1), listed_item(c))]
     return items + count_items(conversions)
@@ -73,7 +73,7 @@ def load_owners(
     load_seed(repository, seed)
 
 
-def load_conversions(table_name: str, conversions: list[Conversion]) -> int:
+def load_conversions(table_name: str, conversions: list[StoredConversion]) -> int:
     """Write the conversions and their counts straight into moto; returns the number of items."""
     items = table_items(conversions)
     moto_speedup.put_items(table_name, items)

@@ -40,8 +40,9 @@ from loading import conversion_id, load_conversions, load_owners
 from naive import naive_page
 
 from conversions_core.auth import hash_api_key
-from conversions_core.models import Conversion, ListRequest, User
+from conversions_core.models import ListRequest, User
 from conversions_core.repository import Repository
+from conversions_core.repository.items import StoredConversion
 from conversions_core.repository.keys import count_partition
 from conversions_core.values import DATETIME_FORMAT
 from goals_conversions_local.embedded import start_embedded_dynamodb, use_local_credentials
@@ -150,7 +151,7 @@ def new_table(client: Any, template: Template, size: int) -> str:
     return arguments["TableName"]
 
 
-def conversions_for(size: int) -> list[Conversion]:
+def conversions_for(size: int) -> list[StoredConversion]:
     """N on website 1 (goals 5:3:2), N/10 on website 2, N/10 for user 2; ids as the service gives them."""
     rng = random.Random(size)
     rows = [(rng.randrange(YEAR_SECONDS), rng.choices(GOALS, (5, 3, 2))[0], WEBSITE, OWNER) for _ in range(size)]
@@ -162,7 +163,7 @@ def conversions_for(size: int) -> list[Conversion]:
     for second, goal, website, user in rows:
         moment = YEAR_START + timedelta(seconds=second)
         conversions.append(
-            Conversion(
+            StoredConversion(
                 id=conversion_id(moment, taken),
                 goal_id=goal,
                 website_id=website,

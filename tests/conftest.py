@@ -25,8 +25,13 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
-from goals_conversions_local.embedded import ensure_tables, start_embedded_dynamodb, use_local_credentials
-from goals_conversions_local.runtime import apply_environment
+from goals_conversions_local.embedded import (
+    ensure_queues,
+    ensure_tables,
+    start_embedded_dynamodb,
+    use_local_credentials,
+)
+from goals_conversions_local.runtime import LOCAL_REMAINING_MILLIS, apply_environment
 from goals_conversions_local.template import Template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,9 +40,11 @@ EVENTS = ROOT / "events"
 use_local_credentials()
 _server, ENDPOINT = start_embedded_dynamodb()
 os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ENDPOINT
+os.environ["AWS_ENDPOINT_URL_SQS"] = ENDPOINT
 TEMPLATE = Template()
 apply_environment(TEMPLATE)
 ensure_tables(TEMPLATE, boto3.client("dynamodb"))
+ensure_queues(TEMPLATE)
 
 from conversions_core.http import get_services  # noqa: E402
 from conversions_core.repository import Repository, ids  # noqa: E402
@@ -68,11 +75,11 @@ def counting_pump(table_name: str) -> StreamPump:
     from conversions_core.repository.cascade import Cascade
     from conversions_core.repository.counting import Counter
     from conversions_core.repository.dynamo import Table
-    from functions.count_conversions.app import count_batch
+    from functions.count_conversions.app import count_batch, failures
 
     table = Table(boto3.client("dynamodb"), table_name)
     pump = StreamPump(TEMPLATE, table_name=table_name, embedded=True)
-    pump.invoke = lambda event: count_batch(event, Counter(table), Cascade(table))
+    pump.invoke = lambda event: count_batch(event, Counter(table), Cascade(table), failures)
     return pump
 
 
@@ -407,7 +414,7 @@ class LambdaContext:
     aws_request_id = "test-request"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        return LOCAL_REMAINING_MILLIS
 
 
 @contextmanager

@@ -22,9 +22,20 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from tables import audit, changed, snapshot
 
-from conftest import FIGURES, PUMPS, TEMPLATE, Tenant, api_event, counting_pump, invoke, services_for
+from conftest import (
+    FIGURES,
+    PUMPS,
+    TEMPLATE,
+    LambdaContext,
+    Result,
+    Tenant,
+    api_event,
+    counting_pump,
+    invoke,
+    services_for,
+)
 from conversions_core.repository import Repository
-from conversions_core.repository.dynamo import RETRIES, dynamodb_client
+from conversions_core.repository.dynamo import RETRIES, Deadline, dynamodb_client
 from conversions_core.services import Services
 from conversions_core.settings import Settings
 from functions.create_conversion import app as create_app
@@ -354,3 +365,78 @@ def test_a_throttled_transaction_is_a_503_not_a_conflict(monkeypatch, sandboxes)
     result = run(monkeypatch, sandbox, Injector(target, conflict("ThrottlingError")), module, event)
     assert_unavailable(result)
     assert sandbox.audit()["user"] == 0
+
+
+# -- the time limit: every path answers before the function's timeout ---------------------------
+
+FUNCTION_TIMEOUT = float(TEMPLATE.document["Globals"]["Function"]["Timeout"])
+AWS_TIMEOUT = 2.0  # the deployed read timeout (Settings' default); the connect timeout is 1 s
+
+
+class SlowClock:
+    """Time as the handler sees it: every DynamoDB attempt takes as long as its timeouts allow,
+    and every pause is counted, not slept."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+class FunctionContext:
+    """A Lambda context whose remaining time runs on the slow clock."""
+
+    def __init__(self, clock: SlowClock):
+        self._clock, self._start = clock, clock.now
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((FUNCTION_TIMEOUT - (self._clock.now - self._start)) * 1000)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(LambdaContext(), name)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
+def test_every_path_answers_within_the_function_timeout(monkeypatch, sandboxes, scenario):
+    """Each DynamoDB attempt takes its worst (both timeouts); the step under test then times out
+    every time. Whichever step it is, the handler answers before the function's timeout: the
+    contract's 503 with Retry-After when time ran out, never API Gateway's bare 503."""
+    calls = steps(monkeypatch, sandboxes, scenario)
+    for target in range(len(calls)):
+        sandbox, module, event, status = prepared(sandboxes, scenario)
+        clock = SlowClock()
+        deadline = Deadline(clock=clock.time, sleeper=clock.sleep)
+        client = dynamodb_client(AWS_TIMEOUT, deadline)
+        worst = deadline.attempt_seconds
+        client.meta.events.register("before-send.dynamodb", lambda clock=clock, worst=worst, **_: clock.sleep(worst))
+        injector = Injector(target, "connection")
+        injector.attach(client)
+        services = Services.from_env(sandbox.settings, client)
+        with monkeypatch.context() as patch, services_for(module, services):
+            patch.setattr(botocore.endpoint, "time", clock)
+            result = Result(module.lambda_handler(event, FunctionContext(clock)))
+        where = f"step {target} of {[op for op, _ in calls]}"
+        assert clock.now <= FUNCTION_TIMEOUT - 0.5, f"{where}: answered after {clock.now} s"
+        if result.status != status:
+            assert_unavailable(result)
+
+
+@pytest.mark.parametrize("reason", ["ValidationError", "ItemCollectionSizeLimitExceeded"])
+@pytest.mark.parametrize("scenario", WRITES, ids=lambda s: s.__name__)
+def test_a_transaction_cancelled_for_another_reason_is_a_500_not_a_conflict(monkeypatch, sandboxes, scenario, reason):
+    """A cancellation no request foresees (a bug, an item too large) is answered as the failure
+    it is, in the contract's format, and logged; a 409 would ask the client to retry in vain."""
+    target = _transaction_step(steps(monkeypatch, sandboxes, scenario))
+    sandbox, module, event, _ = prepared(sandboxes, scenario)
+    before = sandbox.snapshot()
+    result = run(monkeypatch, sandbox, Injector(target, conflict(reason)), module, event)
+    assert result.status == 500, result
+    assert result.json == {"errors": [{"title": "Internal server error", "status": 500}]}
+    assert not changed(before, sandbox.snapshot())

@@ -23,6 +23,7 @@ from conftest import (
     services_of,
     with_conversions,
 )
+from conversions_core import conversion_service, goal_service
 from conversions_core.auth import hash_api_key
 from conversions_core.errors import DatabaseBusyError
 from conversions_core.repository import Repository, cascade
@@ -30,7 +31,7 @@ from conversions_core.repository.cascade import Cascade
 from conversions_core.repository.counting import Counter
 from conversions_core.repository.dynamo import Table
 from functions.conversion_statistics import app as statistics_app
-from functions.count_conversions.app import count_batch
+from functions.count_conversions.app import count_batch, failures
 from functions.create_conversion import app as create_app
 from functions.create_goal import app as create_goal_app
 from functions.delete_conversion import app as delete_app
@@ -381,7 +382,7 @@ def test_tables_holding_data_are_retained_and_recoverable():
 
 def test_the_counting_function_is_granted_exactly_the_calls_it_makes(tables, make_tenant, monkeypatch):
     """The stream's consumer, through its handler code on a recorded client: counts (a retried
-    batch reads the ledger), a TTL deletion, a goal moved over two invocations (a JOB# item), a
+    batch reads the markers), a TTL deletion, a goal moved over two invocations (a JOB# item), a
     goal deleted, and a conversion created as its goal went away."""
     name = tables["DATA_TABLE_NAME"]
     client = boto3.client("dynamodb")
@@ -392,21 +393,21 @@ def test_the_counting_function_is_granted_exactly_the_calls_it_makes(tables, mak
     monkeypatch.setattr(cascade, "PAGES_PER_INVOCATION", 1)
     batches: list[dict[str, Any]] = []
     pump = StreamPump(TEMPLATE, table_name=name, embedded=True)
-    pump.invoke = lambda event: batches.append(event) or count_batch(event, Counter(table), Cascade(table))
+    pump.invoke = lambda event: batches.append(event) or count_batch(event, Counter(table), Cascade(table), failures)
 
     tenant = make_tenant()
     repository = Repository.build(boto3.client("dynamodb"), name)
     user = repository.accounts.user_by_key_hash(hash_api_key(tenant.api_key))
     for _ in range(3):
-        repository.conversions.create(user, tenant.goal_id, {})
+        conversion_service.create(repository, user, tenant.goal_id, {})
     old = Repository.build(
         boto3.client("dynamodb"), name, clock=lambda: datetime.now(UTC) - timedelta(days=2), retention_days=1
     )
-    old.conversions.create(user, tenant.second_goal_id, {})
+    conversion_service.create(old, user, tenant.second_goal_id, {})
     pump.drain()
-    count_batch(batches[-1], Counter(table), Cascade(table))  # delivered again
+    count_batch(batches[-1], Counter(table), Cascade(table), failures)  # delivered again
     assert expire_items(name) >= 1
-    repository.goals.update(user, tenant.goal_id, {"website_id": tenant.lightweight_website_id})
+    goal_service.update(repository, user, tenant.goal_id, {"website_id": tenant.lightweight_website_id})
     pump.drain()
     repository.goals.delete(user, tenant.goal_id)
     pump.drain()

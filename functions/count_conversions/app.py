@@ -1,33 +1,61 @@
 """The data table's stream: counts kept exactly once (conversions_core.repository.counting), and
-what a goal's move or deletion does to its conversions (conversions_core.repository.cascade)."""
+what a goal's move or deletion does to its conversions (conversions_core.repository.cascade).
+
+A record that cannot be read is set aside in the failures queue, as itself, and the rest of the
+batch is counted: one bad record never stalls its shard."""
 
 from typing import Any
 
+from conversions_core.failures import FailuresQueue
 from conversions_core.observability import count_records, logger
 from conversions_core.repository.cascade import Cascade
-from conversions_core.repository.counting import Counter
+from conversions_core.repository.counting import Counter, earliest
 from conversions_core.repository.dynamo import Table, dynamodb_client
+from conversions_core.repository.stream import read_batch
 from conversions_core.settings import Settings
 
 settings = Settings.from_env()
 table = Table(dynamodb_client(settings.dynamodb_timeout_seconds), settings.data_table_name)
-counter, cascade = Counter(table), Cascade(table)
+counter, cascade, failures = Counter(table), Cascade(table), FailuresQueue.from_env()
 
 
-def count_batch(event: dict[str, Any], counter: Counter, cascade: Cascade) -> dict[str, Any]:
+def count_batch(event: dict[str, Any], counter: Counter, cascade: Cascade, failures: FailuresQueue) -> dict[str, Any]:
     """Apply a batch; a partial batch response names the record to resume from."""
-    records = event.get("Records") or []
-    outcome = counter.apply(records)
-    cascade.apply(records)  # safe to repeat, like the counts: a retried batch does it again
-    count_records(applied=outcome.applied, repeated=outcome.skipped, failed=bool(outcome.failed_sequence))
+    batch = read_batch(event.get("Records") or [])
+    failed = set_aside(batch.unreadable, failures)
+    if batch.foreign:
+        logger.warning("Records of no conversion, goal or job were skipped", extra={"records": batch.foreign})
+    outcome = counter.apply(batch.records)
     if outcome.failed_sequence:
-        logger.warning(
-            "Counting stopped at a record; the stream delivers it again", extra={"sequence": outcome.failed_sequence}
-        )
-        return {"batchItemFailures": [{"itemIdentifier": outcome.failed_sequence}]}
+        failed.append(outcome.failed_sequence)
+    cascade.apply(batch.records)  # safe to repeat, like the counts: a retried batch does it again
+    count_records(
+        applied=outcome.applied, repeated=outcome.skipped, failed=bool(failed), unreadable=len(batch.unreadable)
+    )
+    if failed:
+        resume = earliest(failed)
+        logger.warning("Counting stopped at a record; the stream delivers it again", extra={"sequence": resume})
+        return {"batchItemFailures": [{"itemIdentifier": resume}]}
     return {"batchItemFailures": []}
+
+
+def set_aside(unreadable: list[Any], failures: FailuresQueue) -> list[str]:
+    """Log and park the records that cannot be read; the sequence numbers of those that could
+    not be parked (the stream delivers them again)."""
+    for bad in unreadable:
+        logger.error(
+            "A stream record could not be read",
+            extra={"keys": bad.keys, "sequence": bad.sequence, "reason": bad.reason},
+        )
+    try:
+        failures.park([(bad.record, bad.reason) for bad in unreadable])
+    except Exception:
+        logger.exception("The failures queue did not take the unreadable records")
+        return [bad.sequence for bad in unreadable if bad.sequence]
+    return []
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return count_batch(event, counter, cascade)
+    table.deadline.start(context)
+    return count_batch(event, counter, cascade, failures)

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
+from conversions_core import conversion_service
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.idempotency import IdempotencyKey
 from conversions_core.models import PARAMETER_RULES, Conversion, ConversionBody, ConversionCreate
@@ -30,7 +31,7 @@ def create_conversion(
 
     def create(sent: dict[str, Any]) -> dict[str, Any]:
         refs = {name: value for name, value in sent.items() if name != "goal_id"}
-        created = services.repository.conversions.create(user, sent["goal_id"], refs)
+        created = conversion_service.create(services.repository, user, sent["goal_id"], refs)
         count(CONVERSIONS_CREATED)  # here, not per response: an idempotent replay creates nothing
         return created.model_dump()
 

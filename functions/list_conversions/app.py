@@ -9,6 +9,7 @@ from conversions_core.http import AppServices, CurrentUser, entry_point, list_re
 from conversions_core.models import (
     LIST_PARAMETERS,
     PARAMETER_RULES,
+    Conversion,
     ConversionListBody,
     DatetimeField,
     ListRequest,
@@ -46,13 +47,19 @@ def list_conversions(
     if datetime_start and datetime_end and datetime_start > datetime_end:
         raise invalid("datetime_start", "datetime_start must not be after datetime_end")
     request = ListRequest(
-        goal_id, website_id, datetime_start, datetime_end, order_type == "ASC", page, results_per_page
+        goal_id=goal_id,
+        website_id=website_id,
+        start=datetime_start,
+        end=datetime_end,
+        ascending=order_type == "ASC",
+        page=page,
+        results_per_page=results_per_page,
     )
     found = services.repository.conversions.list(user, request)
     return list_response(
         app,
         ConversionListBody,
-        found.conversions,
+        [Conversion.from_stored(conversion) for conversion in found.conversions],
         found.total,
         page,
         results_per_page,

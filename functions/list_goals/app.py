@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import Field
 
+from conversions_core import goal_service
 from conversions_core.goals import (
     GOAL_LIST_PARAMETERS,
     GOAL_RULES,
@@ -38,8 +39,16 @@ def list_goals(
     page: Annotated[PageNumber, Query()] = 1,
     results_per_page: Annotated[ResultsPerPage, Query()] = 25,
 ):
-    request = GoalListRequest(website_id, type, search, order_by, order_type == "ASC", page, results_per_page)
-    goals, total = services.repository.goals.list(user, request)
+    request = GoalListRequest(
+        website_id=website_id,
+        type=type,
+        search=search,
+        order_by=order_by,
+        ascending=order_type == "ASC",
+        page=page,
+        results_per_page=results_per_page,
+    )
+    goals, total = goal_service.list_goals(services.repository, user, request)
     return list_response(
         app, GoalListBody, goals, total, page, results_per_page, GOAL_LIST_PARAMETERS, services.settings.public_base_url
     )

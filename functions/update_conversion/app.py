@@ -4,6 +4,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from conversions_core import conversion_service
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.models import PARAMETER_RULES, ConversionBody, ConversionUpdate
 from conversions_core.observability import CONVERSIONS_UPDATED, count
@@ -25,7 +26,7 @@ def update_conversion(
     user: CurrentUser,
     services: AppServices,
 ) -> ConversionBody:
-    conversion = services.repository.conversions.update(user, conversion_id, body.changes())
+    conversion = conversion_service.update(services.repository, user, conversion_id, body.changes())
     count(CONVERSIONS_UPDATED)
     return ConversionBody(data=conversion)
 

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from conversions_core import goal_service
 from conversions_core.goals import GOAL_RULES, GoalBody, GoalUpdate
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.observability import GOALS_UPDATED, count
@@ -19,7 +20,7 @@ def update_goal(
     user: CurrentUser,
     services: AppServices,
 ) -> GoalBody:
-    goal = services.repository.goals.update(user, goal_id, body.changes())
+    goal = goal_service.update(services.repository, user, goal_id, body.changes())
     count(GOALS_UPDATED)
     return GoalBody(data=goal)
 

@@ -72,7 +72,7 @@ def prepare(seed: Path | None, seed_beside: bool = False) -> tuple[Template, Fun
     counting function, and the seed (its counts settled).
 
     With `seed_beside`, an embedded database's seed is loaded by a child process."""
-    from goals_conversions_local.embedded import dynamodb_endpoint, ensure_tables
+    from goals_conversions_local.embedded import dynamodb_endpoint, ensure_queues, ensure_tables
     from goals_conversions_local.runtime import Functions
     from goals_conversions_local.streams import StreamPump
 
@@ -80,6 +80,7 @@ def prepare(seed: Path | None, seed_beside: bool = False) -> tuple[Template, Fun
     server, endpoint = dynamodb_endpoint()
     client = _client()
     ensure_tables(template, client)
+    ensure_queues(template)
     functions = Functions(template)
     pump = StreamPump(template, functions, embedded=server is not None)
     if seed:

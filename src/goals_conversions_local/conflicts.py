@@ -50,7 +50,7 @@ class ConflictRule:
 
     def __init__(self, app: Any, hold_seconds: float = 0.02):
         self._app = app
-        self._hold = hold_seconds
+        self.hold_seconds = hold_seconds  # public: a test may hold items longer than its peers
         self._held: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
         self.log: list[tuple[str, list[tuple[str, str]]]] = []  # (operation, keys) of the writes let through
@@ -95,7 +95,7 @@ class ConflictRule:
                 CancellationReasons=reasons,
             )
         try:
-            time.sleep(self._hold)  # the transaction is under way: its items are held
+            time.sleep(self.hold_seconds)  # the transaction is under way: its items are held
             response = self._app(environ, start_response)
             self.log.append(("TransactWriteItems", keys))
             return response

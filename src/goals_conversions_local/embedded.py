@@ -136,7 +136,18 @@ def dynamodb_endpoint() -> tuple[Any, str]:
         return None, endpoint
     server, endpoint = start_embedded_dynamodb()
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+    os.environ.setdefault("AWS_ENDPOINT_URL_SQS", endpoint)  # moto's server serves SQS too
     return server, endpoint
+
+
+def ensure_queues(template: Template) -> list[str]:
+    """Create the template's queues at AWS_ENDPOINT_URL_SQS (the embedded server); none where
+    no local endpoint serves SQS (DynamoDB Local): the functions then only log what they would
+    send."""
+    if not os.environ.get("AWS_ENDPOINT_URL_SQS"):
+        return []
+    client = boto3.client("sqs")
+    return [client.create_queue(QueueName=name)["QueueUrl"] for name in template.queues()]
 
 
 def ensure_tables(template: Template, client: Any = None) -> list[str]:

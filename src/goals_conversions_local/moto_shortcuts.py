@@ -129,8 +129,8 @@ _TERM = re.compile(rf"(NOT contains\({_NAME}, {_VALUE}\)|attribute_not_exists\({
 def _simple_condition(current: Any, condition: str, names: Any, values: Any) -> bool | None:
     """A condition made only of `attribute_exists(a)`, `attribute_not_exists(a)` and
     `NOT contains(set, :v)` terms joined by AND, evaluated; None for any other (moto evaluates
-    it). The counting function's ledger conditions hold a hundred terms, which moto would
-    parse anew on every transaction."""
+    it). The counting function's transactions hold up to a hundred such conditions (a marker's
+    `attribute_not_exists`), which moto would parse anew on every transaction."""
     names, values = names or {}, values or {}
     attributes = current.to_json()["Attributes"] if current is not None else {}
     for term in condition.split(" AND "):

@@ -18,6 +18,9 @@ from goals_conversions_local.template import FunctionSpec, Template
 # Powertools keeps the current event on the resolver class, so handlers must not overlap in
 # one process; one lock stands in for Lambda's one-request-per-container.
 _invoke_lock = threading.Lock()
+# Locally no timeout is enforced (the embedded database is far slower than DynamoDB, and its
+# client waits up to DYNAMODB_TIMEOUT_SECONDS): a context says Lambda's longest, 15 minutes.
+LOCAL_REMAINING_MILLIS = 900_000
 
 
 @dataclass
@@ -34,7 +37,7 @@ class LambdaContext:
         return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        return LOCAL_REMAINING_MILLIS
 
 
 def apply_environment(template: Template) -> None:

@@ -114,6 +114,10 @@ class Template:
             tables[logical_id] = arguments
         return tables
 
+    def queues(self) -> list[str]:
+        """The SQS queues' logical ids (their local names)."""
+        return [logical_id for logical_id, resource in self.resources.items() if resource["Type"] == "AWS::SQS::Queue"]
+
     def ttl_attributes(self) -> dict[str, str]:
         return {
             logical_id: resource["Properties"]["TimeToLiveSpecification"]["AttributeName"]

@@ -195,6 +195,7 @@ def entry_point(app: HttpApiResolver) -> Callable[[dict[str, Any], Any], Any]:
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         chosen = app.dependency_overrides.get(get_services, get_services)()
+        chosen.deadline.start(context)
         with observe(event.get("routeKey", "")) as outcome:
             response = _handle(app, chosen, event, context)
             outcome["status"] = response.get("statusCode")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, WithJsonSchema
 
+from conversions_core.repository.items import REFERENCE_FIELDS, ListRequest, Page, StoredConversion, User
 from conversions_core.values import (
     MAX_ID,
     RESULTS_PER_PAGE,
@@ -36,7 +35,6 @@ __all__ = [
 ]
 
 GOAL_ATTRIBUTES = ("website_id", "type", "name", "path", "key", "is_enabled")
-REFERENCE_FIELDS = ("visitor_id", "session_id", "event_id")
 # The list's parameters that its links carry (with `page`).
 LIST_PARAMETERS = (
     "goal_id",
@@ -128,6 +126,10 @@ class Conversion(BaseModel):
     event_id: int | None
     datetime: str
 
+    @classmethod
+    def from_stored(cls, stored: StoredConversion) -> Conversion:
+        return cls.model_validate(stored.fields())
+
 
 class ConversionBody(BaseModel):
     """Response of get, create and update."""
@@ -139,30 +141,3 @@ class ConversionListBody(ListBody):
     """Response of the list endpoint."""
 
     data: list[Conversion]
-
-
-@dataclass(frozen=True)
-class ListRequest:
-    """The validated query of GET /api/goals-conversions."""
-
-    goal_id: int | None = None
-    website_id: int | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    ascending: bool = False
-    page: int = 1
-    results_per_page: int = 25
-
-
-@dataclass(frozen=True)
-class Page:
-    conversions: list[Conversion]
-    total: int
-
-
-@dataclass(frozen=True)
-class User:
-    user_id: int
-    status: str
-    rate_limit_per_minute: int | None
-    api_key_hash: str

@@ -33,6 +33,7 @@ SERVER_ERRORS = "ServerErrors"
 STREAM_RECORDS_COUNTED = "StreamRecordsCounted"
 STREAM_RECORDS_REPEATED = "StreamRecordsRepeated"
 STREAM_BATCHES_FAILED = "StreamBatchesFailed"
+STREAM_RECORDS_UNREADABLE = "StreamRecordsUnreadable"
 
 # Responses counted from their status alone, wherever in the request they were decided.
 _STATUS_METRICS = {400: VALIDATION_ERRORS, 429: RATE_LIMITED_REQUESTS, 500: SERVER_ERRORS, 503: SERVER_ERRORS}
@@ -83,10 +84,13 @@ def observe(route: str) -> Iterator[dict[str, Any]]:
             metrics.clear_metrics()
 
 
-def count_records(applied: int, repeated: int, failed: bool) -> None:
-    """The counting function's batch: records applied, records seen again (already applied)."""
+def count_records(applied: int, repeated: int, failed: bool, unreadable: int = 0) -> None:
+    """The counting function's batch: records applied, records seen again (already applied),
+    records set aside because they could not be read."""
     metrics.add_metric(name=STREAM_RECORDS_COUNTED, unit=MetricUnit.Count, value=applied)
     metrics.add_metric(name=STREAM_RECORDS_REPEATED, unit=MetricUnit.Count, value=repeated)
+    if unreadable:
+        metrics.add_metric(name=STREAM_RECORDS_UNREADABLE, unit=MetricUnit.Count, value=unreadable)
     if failed:
         metrics.add_metric(name=STREAM_BATCHES_FAILED, unit=MetricUnit.Count, value=1)
     metrics.flush_metrics()

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-REFERENCE_KINDS = {"visitor_id": "VISITOR", "session_id": "SESSION", "event_id": "EVENT"}
 _LABELS = {"visitor_id": "Visitor", "session_id": "Session", "event_id": "Event"}
 
 # The kinds of violation, in the order they are checked: a request is refused for the first.
@@ -52,8 +51,3 @@ def reference_violations(
     if event and "session_id" in given and event.get("session_id") != given["session_id"]:
         unrelated.append(Violation(NOT_RELATED, "event_id", "event_id does not belong to the given session_id"))
     return unrelated
-
-
-def goal_is_usable(goal: dict[str, Any] | None, user_id: int) -> bool:
-    """A goal a user can list or record conversions of: theirs."""
-    return goal is not None and goal.get("user_id") == user_id

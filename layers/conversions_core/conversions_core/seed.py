@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, fiel
 from conversions_core.auth import hash_api_key
 from conversions_core.errors import InvalidInputError
 from conversions_core.goals import NAME_LENGTH, Key, checked_goal
-from conversions_core.models import Conversion
 from conversions_core.repository import Repository, ids
-from conversions_core.rules import REFERENCE_KINDS, reference_violations
+from conversions_core.repository.items import REFERENCE_KINDS, StoredConversion
+from conversions_core.rules import reference_violations
 from conversions_core.values import DATETIME_FORMAT, PositiveId
 
 
@@ -135,7 +135,7 @@ class _Checker:
         self.known: dict[str, dict[int, dict[str, Any]]] = {}
         self.replaced_keys: list[str] = []  # hashes of the keys of users imported again with another
 
-    def run(self) -> list[Conversion]:
+    def run(self) -> list[StoredConversion]:
         for section, (kind, id_field) in _KINDS.items():
             self.known[kind] = {}
             for index, record in enumerate(getattr(self.seed, section)):
@@ -246,7 +246,7 @@ class _Checker:
         if parent_id is not None and (parent is None or parent["website_id"] != website_id):
             self.problems.append(f"{where}: {kind.lower()} {parent_id} does not exist on website {website_id}")
 
-    def _check_conversions(self) -> list[Conversion]:
+    def _check_conversions(self) -> list[StoredConversion]:
         ceiling = ids.first_id_at(self.now)
         taken = self.repository.importer.existing_conversion_ids([row.id for row in self.seed.conversions])
         seen: set[int] = set()
@@ -263,14 +263,14 @@ class _Checker:
             elif row.id >= ceiling:
                 self.problems.append(f"{where}: id must be below {ceiling}, the first id the service can give now")
             seen.add(row.id)
-        by_user: dict[int, list[tuple[str, Conversion]]] = {}
+        by_user: dict[int, list[tuple[str, StoredConversion]]] = {}
         for where, conversion in checked:
             by_user.setdefault(conversion.user_id, []).append((where, conversion))
         for user_id, rows in by_user.items():
             self._check_order(user_id, rows)
         return [conversion for _, conversion in checked]
 
-    def _check_order(self, user_id: int, rows: list[tuple[str, Conversion]]) -> None:
+    def _check_order(self, user_id: int, rows: list[tuple[str, StoredConversion]]) -> None:
         """Every list is one user's: within a user, ids must grow with datetime, among the rows
         and against what is stored. Rows go before all the user's stored conversions or after them."""
         ordered = sorted(rows, key=lambda pair: pair[1].id)
@@ -293,7 +293,7 @@ class _Checker:
                     "or after all of them, in both id and datetime"
                 )
 
-    def _conversion(self, where: str, row: SeedConversion) -> Conversion | None:
+    def _conversion(self, where: str, row: SeedConversion) -> StoredConversion | None:
         goal = self.lookup("GOAL", row.goal_id)
         website = self.lookup("WEBSITE", goal["website_id"]) if goal else None
         if goal is None or website is None:
@@ -303,7 +303,7 @@ class _Checker:
         found = {name: self.lookup(REFERENCE_KINDS[name], value) for name, value in refs.items()}
         for violation in reference_violations(website, refs, found):
             self.problems.append(f"{where}: {violation.title}")
-        return Conversion(website_id=goal["website_id"], user_id=website["user_id"], **row.model_dump())
+        return StoredConversion(website_id=goal["website_id"], user_id=website["user_id"], **row.model_dump())
 
 
 def load_seed(repository: Repository, data: Any, now: datetime | None = None) -> dict[str, int]:

@@ -9,7 +9,7 @@ from typing import Any
 from conversions_core.auth import Gate
 from conversions_core.idempotency import OnceOnly
 from conversions_core.repository import Repository
-from conversions_core.repository.dynamo import Table, dynamodb_client
+from conversions_core.repository.dynamo import Deadline, Table, deadline_of, dynamodb_client
 from conversions_core.repository.ratelimit import RateLimitCounter
 from conversions_core.settings import Settings
 
@@ -30,6 +30,11 @@ class Services:
         return cls(
             settings, client, repository, Gate(repository.accounts, counter, settings.default_rate_limit_per_minute)
         )
+
+    @property
+    def deadline(self) -> Deadline:
+        """When the current invocation must answer by; its DynamoDB retries keep to it."""
+        return deadline_of(self.client)
 
     @cached_property
     def once(self) -> OnceOnly:

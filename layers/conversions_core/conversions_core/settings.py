@@ -13,7 +13,7 @@ class Settings:
     idempotency_table_name: str
     default_rate_limit_per_minute: int
     public_base_url: str | None
-    dynamodb_timeout_seconds: float = 3
+    dynamodb_timeout_seconds: float = 2
     retention_days: int = 0
 
     @classmethod
@@ -24,6 +24,6 @@ class Settings:
             idempotency_table_name=os.environ.get("IDEMPOTENCY_TABLE_NAME", "IdempotencyTable"),
             default_rate_limit_per_minute=int(os.environ.get("DEFAULT_RATE_LIMIT_PER_MINUTE", "60")),
             public_base_url=os.environ.get("PUBLIC_BASE_URL") or None,
-            dynamodb_timeout_seconds=float(os.environ.get("DYNAMODB_TIMEOUT_SECONDS", "3")),
+            dynamodb_timeout_seconds=float(os.environ.get("DYNAMODB_TIMEOUT_SECONDS", "2")),
             retention_days=int(os.environ.get("RETENTION_DAYS", "0")),
         )

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from conversions_core.errors import not_found
-from conversions_core.models import User
 from conversions_core.repository.dynamo import Table
+from conversions_core.repository.items import REFERENCE_KINDS, User
 from conversions_core.repository.keys import api_key_key, entity_key
-from conversions_core.rules import REFERENCE_KINDS, goal_is_usable
 
 
 class Accounts:
@@ -42,8 +41,6 @@ class Accounts:
     def owned(self, user: User, kind: str, entity_id: int) -> dict[str, Any] | None:
         """The user's website or goal, or None for anyone else's (or a missing one)."""
         item = self.entity(kind, entity_id)
-        if kind == "GOAL":
-            return item if goal_is_usable(item, user.user_id) else None
         return item if item is not None and item.get("user_id") == user.user_id else None
 
     def goal_with_references(

@@ -12,11 +12,18 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from conversions_core.errors import ConflictError, Problem, invalid, invalid_many, not_found, not_found_many
-from conversions_core.models import REFERENCE_FIELDS, Conversion, ListRequest, Page, User
+from conversions_core.errors import ConflictError, Problem, not_found
 from conversions_core.repository import ids
 from conversions_core.repository.accounts import Accounts
-from conversions_core.repository.dynamo import Cancelled, Table, retry_on_conflict, to_dynamo
+from conversions_core.repository.dynamo import Cancelled, Table, to_dynamo
+from conversions_core.repository.items import (
+    DATETIME_FORMAT,
+    REFERENCE_FIELDS,
+    ListRequest,
+    Page,
+    StoredConversion,
+    User,
+)
 from conversions_core.repository.keys import (
     Scope,
     conversion_from_item,
@@ -26,8 +33,6 @@ from conversions_core.repository.keys import (
     listed_key,
 )
 from conversions_core.repository.listing import Listing
-from conversions_core.rules import NOT_FOUND, Violation, reference_violations
-from conversions_core.values import DATETIME_FORMAT
 
 _ID_DRAWS = 5
 
@@ -54,7 +59,7 @@ class Conversions:
             raise not_found("Conversion")
         return item
 
-    def get(self, user: User, conversion_id: int) -> Conversion:
+    def get(self, user: User, conversion_id: int) -> StoredConversion:
         """One of the user's conversions (read after any write of it); NotFoundError otherwise."""
         return conversion_from_item(self._item(user, conversion_id))
 
@@ -93,16 +98,14 @@ class Conversions:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def create(self, user: User, goal_id: int, refs: dict[str, int | None]) -> Conversion:
-        """Record a conversion of one of the user's goals: two items in one transaction."""
-        goal, website, found = self.accounts.goal_with_references(user, goal_id, refs)
-        _refuse_disabled(goal)
-        _refuse(reference_violations(website, refs, found))
+    def create(self, user: User, goal: dict[str, Any], refs: dict[str, int | None]) -> StoredConversion:
+        """Record a conversion of one of the user's goals (checked by the caller): two items in
+        one transaction."""
         for _ in range(_ID_DRAWS):
             now = self._clock()
-            conversion = Conversion(
+            conversion = StoredConversion(
                 id=ids.new_id(now),
-                goal_id=goal_id,
+                goal_id=goal["goal_id"],
                 website_id=goal["website_id"],
                 user_id=user.user_id,
                 datetime=now.strftime(DATETIME_FORMAT),
@@ -110,7 +113,7 @@ class Conversions:
             )
             operations = [self._put_item(conversion, 1, None), _put(listed_item(conversion))]
             try:
-                retry_on_conflict(partial(self.table.transact, operations))
+                self.table.retry_on_conflict(partial(self.table.transact, operations))
                 return conversion
             except Cancelled as cancelled:
                 if cancelled.reasons[:1] != ["ConditionalCheckFailed"]:
@@ -118,21 +121,16 @@ class Conversions:
                 # Another conversion drew the same id in the same millisecond: draw again.
         raise _busy()
 
-    def update(self, user: User, conversion_id: int, changes: dict[str, int | None]) -> Conversion:
-        """Apply the sent fields (None clears a reference); a new goal moves the website too."""
-        if "goal_id" in changes and changes["goal_id"] is None:
-            raise invalid("goal_id", "goal_id cannot be cleared: a conversion always has a goal")
+    def update(
+        self, user: User, conversion_id: int, revise: Callable[[StoredConversion], StoredConversion]
+    ) -> StoredConversion:
+        """Change one of the user's conversions to what `revise` makes of it as stored (read
+        again, and revised again, when another request changed it in between)."""
 
-        def attempt() -> Conversion:
+        def attempt() -> StoredConversion:
             item = self._item(user, conversion_id)
             current = conversion_from_item(item)
-            refs = {name: changes.get(name, getattr(current, name)) for name in REFERENCE_FIELDS}
-            goal_id = changes.get("goal_id") or current.goal_id
-            goal, website, found = self.accounts.goal_with_references(user, goal_id, refs)
-            if "goal_id" in changes:  # the create's rule for a goal_id sent; other fields may fix a conversion
-                _refuse_disabled(goal)
-            _refuse(reference_violations(website, refs, found))
-            updated = current.model_copy(update={"goal_id": goal["goal_id"], "website_id": goal["website_id"], **refs})
+            updated = revise(current)
             if updated != current:
                 operations = [self._put_item(updated, item["version"] + 1, item["version"]), _put(listed_item(updated))]
                 if listed_key(current) != listed_key(updated):
@@ -140,7 +138,7 @@ class Conversions:
                 self.table.transact(operations)
             return updated
 
-        return _changing(attempt)
+        return _changing(self.table, attempt)
 
     def delete(self, user: User, conversion_id: int) -> None:
         """Delete both of the conversion's items in one transaction."""
@@ -158,9 +156,9 @@ class Conversions:
                 ]
             )
 
-        _changing(attempt)
+        _changing(self.table, attempt)
 
-    def _put_item(self, conversion: Conversion, version: int, expected: int | None) -> dict[str, Any]:
+    def _put_item(self, conversion: StoredConversion, version: int, expected: int | None) -> dict[str, Any]:
         """Put of the item by id, guarded: a new id must be free, a changed item unchanged since read."""
         put = _put(conversion_item(conversion, version, self._retention_days))
         if expected is None:
@@ -179,12 +177,12 @@ def _put(item: dict[str, Any]) -> dict[str, Any]:
     return {"Put": {"Item": to_dynamo(item)}}
 
 
-def _changing(attempt: Callable[[], Any]) -> Any:
+def _changing(table: Table, attempt: Callable[[], Any]) -> Any:
     """Run a read-then-write of one conversion, again from the read when another request changed
     the conversion in between (its version moved, or a transaction held it)."""
     for _ in range(3):
         try:
-            return retry_on_conflict(attempt)
+            return table.retry_on_conflict(attempt)
         except Cancelled as cancelled:
             if "ConditionalCheckFailed" not in cancelled.reasons:
                 break
@@ -193,19 +191,3 @@ def _changing(attempt: Callable[[], Any]) -> Any:
 
 def _busy() -> ConflictError:
     return ConflictError(Problem("The conversion could not be recorded because of a concurrent change; retry"))
-
-
-def _refuse_disabled(goal: dict[str, Any]) -> None:
-    if not goal.get("is_enabled", True):
-        raise ConflictError(Problem("The goal is disabled: enable it to record its conversions", "goal_id"))
-
-
-def _refuse(violations: list[Violation]) -> None:
-    """Raise the contract's error for the first kind of violation: tracking mode and unrelated
-    references are a 400, references that do not exist a 404."""
-    if not violations:
-        return
-    problems = [(v.field, v.title) for v in violations]
-    if violations[0].rule == NOT_FOUND:
-        raise not_found_many(problems)
-    raise invalid_many(problems)

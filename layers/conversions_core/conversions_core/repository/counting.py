@@ -3,52 +3,48 @@
 A batch of stream records is summed per user and bucket: a conversion created adds 1 to its
 user's total, its website's and its goal's in each of its six buckets; one deleted takes 1 away;
 one moved to another goal or website moves its 1. Each user's sums are applied in transactions
-of at most 100 items that also add the records' event ids to the user's ledger items (one per
-second of the conversions' datetimes), on the condition that none of them is there yet. So a
-batch delivered twice, or a function that dies between two transactions and is retried with the
-same records (or a split of them), applies nothing twice: a refused transaction reads the
-ledger, drops the records already applied, and applies the rest.
+of at most 100 items: an `ADD` on each bucket, and for each record a small marker item named
+after the record's event id, put on the condition that it does not exist yet. So a batch
+delivered twice, or a function that dies between two transactions and is retried with the same
+records (or a split of them), applies nothing twice: a refused transaction reads the markers,
+drops the records already applied, and applies the rest.
 
-Write units (transactional writes cost 2 per item under 1 KB): one conversion alone in a batch
-is 6 buckets + 1 ledger = 7 items, 14 units; 100 conversions of one website in the same few
-seconds share their buckets: about 6 buckets + a few ledgers, about 20 units, 0.2 a conversion.
+The state is bounded: one marker of about 60 bytes per record, whatever else shares its second,
+user or goal, expiring after two days (the stream keeps a record 24 hours). Write units
+(transactional writes cost 2 per item of up to 1 KB): one conversion alone in a batch is 6
+buckets + 1 marker = 14 units; n conversions of one user in the same minute share their 6
+buckets: 2 (n + 6) units per transaction of up to 94 of them, 2.13 units a conversion in bulk.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from conversions_core.errors import DomainError
 from conversions_core.repository import buckets
-from conversions_core.repository.dynamo import Cancelled, Table, from_dynamo, to_dynamo
-from conversions_core.repository.keys import (
-    CONVERSION_PREFIX,
-    conversion_from_item,
-    count_attributes,
-    count_key,
-    ledger_key,
-    listed_key,
-)
+from conversions_core.repository.dynamo import Cancelled, Table, to_dynamo
+from conversions_core.repository.items import StoredConversion
+from conversions_core.repository.keys import applied_key, count_attributes, count_key
+from conversions_core.repository.stream import CONVERSION, StreamRecord
 
 MAX_TRANSACTION_ITEMS = 100
-MAX_EVENTS_PER_LEDGER = 100  # keeps a ledger's condition under DynamoDB's 4 KB expression limit
-LEDGER_LIFETIME_SECONDS = 2 * 86400  # beyond the stream's 24 h retention: no retry outlives it
-TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+MARKER_LIFETIME_SECONDS = 2 * 86400  # beyond the stream's 24 h retention: no retry outlives it
 _ATTEMPTS = 6
 
 
 @dataclass
-class Change:
+class CountChange:
     """What one stream record does to its user's counts."""
 
     sequence: str
     event_id: str
     user_id: int
-    second: str  # the conversion's datetime: the ledger item it is recorded in
     deltas: dict[tuple[str, str], int] = field(default_factory=dict)  # (bucket, attribute) -> +-n
 
 
@@ -61,18 +57,13 @@ class Outcome:
     skipped: int = 0
 
 
-def read_change(record: dict[str, Any]) -> Change | None:
-    """The count change of a stream record, or None for records of other items."""
-    stream = record["dynamodb"]
-    if not stream["Keys"]["pk"]["S"].startswith(CONVERSION_PREFIX):
+def count_change(record: StreamRecord) -> CountChange | None:
+    """The count change of a conversion's record (None for other records, or when no count moves)."""
+    if record.kind != CONVERSION:
         return None
-    old = conversion_from_item(from_dynamo(stream["OldImage"])) if "OldImage" in stream else None
-    new = conversion_from_item(from_dynamo(stream["NewImage"])) if "NewImage" in stream else None
-    some = new or old
-    if some is None:
-        return None
-    change = Change(stream["SequenceNumber"], record["eventID"], some.user_id, some.datetime)
-    for conversion, delta in ((old, -1), (new, +1)):
+    some: StoredConversion = record.new or record.old
+    change = CountChange(record.sequence, record.event_id, some.user_id)
+    for conversion, delta in ((record.old, -1), (record.new, +1)):
         if conversion is None:
             continue
         moment = datetime.fromisoformat(conversion.datetime)
@@ -81,101 +72,88 @@ def read_change(record: dict[str, Any]) -> Change | None:
                 key = (bucket, attribute)
                 change.deltas[key] = change.deltas.get(key, 0) + delta
     change.deltas = {key: delta for key, delta in change.deltas.items() if delta}
-    return change
+    return change if change.deltas else None
 
 
-def expired_listing(record: dict[str, Any]) -> dict[str, str] | None:
-    """The listed item to delete when DynamoDB's TTL deleted a conversion (retention)."""
-    stream = record["dynamodb"]
-    expired = record.get("eventName") == "REMOVE" and record.get("userIdentity", {}).get("principalId") == TTL_PRINCIPAL
-    if not expired or not stream["Keys"]["pk"]["S"].startswith(CONVERSION_PREFIX) or "OldImage" not in stream:
-        return None
-    return listed_key(conversion_from_item(from_dynamo(stream["OldImage"])))
+def earliest(sequences: list[str]) -> str:
+    """The first of stream sequence numbers (decimal strings of any length)."""
+    return min(sequences, key=int)
 
 
 class Counter:
-    def __init__(self, table: Table):
+    def __init__(self, table: Table, clock: Callable[[], float] = time.time):
         self.table = table
+        self._clock = clock
 
-    def apply(self, records: list[dict[str, Any]]) -> Outcome:
+    def apply(self, records: list[StreamRecord]) -> Outcome:
         """Apply a batch of stream records (in stream order) to the count buckets."""
         outcome = Outcome()
-        by_user: dict[int, list[Change]] = defaultdict(list)
+        by_user: dict[int, list[CountChange]] = defaultdict(list)
         for record in records:
-            change = read_change(record)
-            if change is not None and change.deltas:  # a record that moves no count needs no ledger
+            change = count_change(record)
+            if change is not None:  # a record that moves no count needs no marker
                 by_user[change.user_id].append(change)
         failed: list[str] = []
-        for user_id, changes in by_user.items():
+        for changes in by_user.values():
             for chunk in _chunks(changes):
                 try:
-                    applied = self._apply_chunk(user_id, chunk)
-                except (Cancelled, DomainError):  # a conflict that outlasted the retries, or throttling
+                    applied = self._apply_chunk(chunk)
+                except (Cancelled, DomainError):  # a conflict that outlasted the retries, throttling, no time left
                     failed.append(chunk[0].sequence)
                     break  # this user's later records wait for the retry, in order
                 outcome.applied += applied
                 outcome.skipped += len(chunk) - applied
-        expired = {str(sorted(key.items())): key for key in map(expired_listing, records) if key is not None}
-        self.table.batch_delete(list(expired.values()))  # deleting a missing item is fine: a retry does no harm
         if failed:
-            outcome.failed_sequence = min(failed, key=lambda sequence: (len(sequence), sequence))
+            outcome.failed_sequence = earliest(failed)
         return outcome
 
-    def _apply_chunk(self, user_id: int, chunk: list[Change]) -> int:
+    def _apply_chunk(self, chunk: list[CountChange]) -> int:
         """Apply the chunk's records not yet applied; returns how many were applied."""
         for attempt in range(_ATTEMPTS):
             if not chunk:
                 return 0
             try:
-                self.table.transact(_operations(user_id, chunk))
+                self.table.transact(self._operations(chunk))
                 return len(chunk)
             except Cancelled as cancelled:
                 if "ConditionalCheckFailed" in cancelled.reasons:
-                    done = self._applied_events(user_id, chunk)
+                    done = self._applied(chunk)
                     chunk = [change for change in chunk if change.event_id not in done]
                 elif not cancelled.conflict_only or attempt == _ATTEMPTS - 1:
                     raise
                 else:
-                    time.sleep(0.01 * 2**attempt)
+                    self.table.deadline.sleep(random.uniform(0, 0.02 * 2**attempt))
         raise Cancelled(["TransactionConflict"])
 
-    def _applied_events(self, user_id: int, chunk: list[Change]) -> set[str]:
-        seconds = sorted({change.second for change in chunk})
-        ledgers = self.table.batch_get([ledger_key(user_id, second) for second in seconds], consistent=True)
-        return {event for ledger in ledgers for event in ledger.get("events", set())}
+    def _applied(self, chunk: list[CountChange]) -> set[str]:
+        markers = self.table.batch_get([applied_key(change.event_id) for change in chunk], consistent=True)
+        return {marker["event_id"] for marker in markers}
+
+    def _operations(self, chunk: list[CountChange]) -> list[dict[str, Any]]:
+        sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for change in chunk:
+            for (bucket, attribute), delta in change.deltas.items():
+                sums[bucket][attribute] += delta
+        operations = [_add_counts(chunk[0].user_id, bucket, deltas) for bucket, deltas in sorted(sums.items())]
+        expires = int(self._clock()) + MARKER_LIFETIME_SECONDS
+        return [op for op in operations if op is not None] + [_mark(c.event_id, expires) for c in chunk]
 
 
-def _chunks(changes: list[Change]) -> list[list[Change]]:
-    """Consecutive records whose buckets and ledgers fit in one transaction."""
-    chunks: list[list[Change]] = []
-    current: list[Change] = []
-    items: set[str] = set()
-    events_per_second: dict[str, int] = defaultdict(int)
+def _chunks(changes: list[CountChange]) -> list[list[CountChange]]:
+    """Consecutive records whose buckets and markers fit in one transaction."""
+    chunks: list[list[CountChange]] = []
+    current: list[CountChange] = []
+    bucket_items: set[str] = set()
     for change in changes:
-        wanted = {bucket for bucket, _ in change.deltas} | {f"ledger {change.second}"}
-        full = len(items | wanted) > MAX_TRANSACTION_ITEMS or events_per_second[change.second] >= MAX_EVENTS_PER_LEDGER
-        if current and full:
+        wanted = bucket_items | {bucket for bucket, _ in change.deltas}
+        if current and len(wanted) + len(current) + 1 > MAX_TRANSACTION_ITEMS:
             chunks.append(current)
-            current, items, events_per_second = [], set(), defaultdict(int)
+            current, wanted = [], {bucket for bucket, _ in change.deltas}
         current.append(change)
-        items |= wanted
-        events_per_second[change.second] += 1
+        bucket_items = wanted
     if current:
         chunks.append(current)
     return chunks
-
-
-def _operations(user_id: int, chunk: list[Change]) -> list[dict[str, Any]]:
-    sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    events: dict[str, list[str]] = defaultdict(list)
-    for change in chunk:
-        for (bucket, attribute), delta in change.deltas.items():
-            sums[bucket][attribute] += delta
-        events[change.second].append(change.event_id)
-    operations = [_add_counts(user_id, bucket, deltas) for bucket, deltas in sorted(sums.items())]
-    operations = [operation for operation in operations if operation is not None]
-    operations += [_record_events(user_id, second, ids) for second, ids in sorted(events.items())]
-    return operations
 
 
 def _add_counts(user_id: int, bucket: str, deltas: dict[str, int]) -> dict[str, Any] | None:
@@ -194,15 +172,7 @@ def _add_counts(user_id: int, bucket: str, deltas: dict[str, int]) -> dict[str, 
     }
 
 
-def _record_events(user_id: int, second: str, event_ids: list[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {f":e{i}": event for i, event in enumerate(event_ids)}
-    values[":events"] = set(event_ids)
-    values[":expires"] = int(time.time()) + LEDGER_LIFETIME_SECONDS
-    return {
-        "Update": {
-            "Key": to_dynamo(ledger_key(user_id, second)),
-            "UpdateExpression": "ADD events :events SET expires_at = :expires",
-            "ConditionExpression": " AND ".join(f"NOT contains(events, :e{i})" for i in range(len(event_ids))),
-            "ExpressionAttributeValues": to_dynamo(values),
-        }
-    }
+def _mark(event_id: str, expires: int) -> dict[str, Any]:
+    """The record's marker: its put fails when the record was applied before."""
+    item = {**applied_key(event_id), "event_id": event_id, "expires_at": expires}
+    return {"Put": {"Item": to_dynamo(item), "ConditionExpression": "attribute_not_exists(pk)"}}

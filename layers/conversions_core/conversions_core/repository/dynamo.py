@@ -1,7 +1,9 @@
-"""DynamoDB calls: (de)serialisation, error translation, and the one retry-on-conflict helper."""
+"""DynamoDB calls: (de)serialisation, error translation, retries that end in time, and the one
+retry-on-conflict helper."""
 
 from __future__ import annotations
 
+import math
 import random
 import time
 import uuid
@@ -14,6 +16,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.retries.standard import RetryEventAdapter, StandardRetryConditions
 
 from conversions_core.errors import DatabaseBusyError
 
@@ -31,21 +34,91 @@ _THROTTLED_REASONS = {"ThrottlingError", "ProvisionedThroughputExceeded"}
 WRITE_ATTEMPTS = 5
 BATCH_WRITE_SIZE = 25
 BATCH_GET_SIZE = 100
-RETRIES = 4  # botocore's standard mode: 1 + 4 attempts, with backoff, on throttling, 5xx and timeouts
+RETRIES = 4  # at most 1 + 4 attempts of a call on throttling, 5xx and timeouts, while time allows
+CONNECT_TIMEOUT_SECONDS = 1.0
+RESPONSE_MARGIN_SECONDS = 0.5  # kept back from the Lambda timeout to answer (a 503 at worst)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def dynamodb_client(timeout_seconds: float = 3) -> Any:
-    """A DynamoDB client whose retries back off on throttling, 5xx and timeouts (the repository
-    turns what outlasts them into a 503)."""
+class Deadline:
+    """When the invocation must have answered by. A DynamoDB attempt (or a pause before one)
+    starts only if it can end in time at its worst (both timeouts): a client gets the
+    contract's 503 with Retry-After instead of API Gateway's bare 503 at the Lambda timeout."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sleeper: Callable[[float], None] = time.sleep):
+        self.clock, self._sleeper = clock, sleeper
+        self._end = math.inf
+        self.attempt_seconds = 0.0  # the worst an attempt takes: set by the client it bounds
+
+    def start(self, context: Any) -> None:
+        """Count from the Lambda context's remaining time (no deadline without one)."""
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        self._end = self.clock() + remaining() / 1000 - RESPONSE_MARGIN_SECONDS if remaining else math.inf
+
+    def left(self) -> float:
+        return self._end - self.clock()
+
+    def allows(self, pause: float = 0.0) -> bool:
+        """Whether an attempt after `pause` seconds would end in time, at its worst."""
+        return pause + self.attempt_seconds <= self.left()
+
+    def require(self) -> None:
+        if not self.allows():
+            raise unavailable()
+
+    def sleep(self, seconds: float) -> None:
+        """A pause before another attempt: DatabaseBusyError when no attempt would fit after it."""
+        if not self.allows(seconds):
+            raise unavailable()
+        self._sleeper(seconds)
+
+
+def backoff(attempt: int) -> float:
+    """Full jitter from 50 ms, doubling, at most 1 s: a request has seconds, not minutes."""
+    return random.uniform(0, min(1.0, 0.05 * 2**attempt))
+
+
+class _DeadlineRetries:
+    """botocore's standard retry conditions (throttling, 5xx, timeouts, resets), with a pause
+    and a number of attempts the deadline allows."""
+
+    def __init__(self, deadline: Deadline):
+        self._deadline = deadline
+        self._adapter = RetryEventAdapter()
+        self._conditions = StandardRetryConditions(max_attempts=RETRIES + 1)
+
+    def needs_retry(self, **kwargs: Any) -> float | None:
+        context = self._adapter.create_retry_context(**kwargs)
+        if not self._conditions.is_retryable(context):
+            return None
+        pause = backoff(context.attempt_number - 1)
+        return pause if self._deadline.allows(pause) else None
+
+
+def dynamodb_client(timeout_seconds: float = 2, deadline: Deadline | None = None) -> Any:
+    """A DynamoDB client whose retries back off on throttling, 5xx and timeouts as long as the
+    deadline allows (the repository turns what outlasts them into a 503)."""
+    connect = min(CONNECT_TIMEOUT_SECONDS, timeout_seconds)
     config = Config(
-        retries={"mode": "standard", "max_attempts": RETRIES},
-        connect_timeout=timeout_seconds,
+        retries={"mode": "standard", "total_max_attempts": 1},  # the retries are _DeadlineRetries'
+        connect_timeout=connect,
         read_timeout=timeout_seconds,
     )
-    return boto3.client("dynamodb", config=config)
+    client = boto3.client("dynamodb", config=config)
+    deadline = deadline or Deadline()
+    deadline.attempt_seconds = connect + timeout_seconds
+    client.meta.events.register("needs-retry.dynamodb", _DeadlineRetries(deadline).needs_retry)
+    client.meta.events.register("before-call.dynamodb", lambda **_: deadline.require())  # every call, ours or not
+    client.meta.deadline = deadline
+    return client
+
+
+def deadline_of(client: Any) -> Deadline:
+    """The deadline a client's retries keep to (a client made elsewhere has none)."""
+    found = getattr(getattr(client, "meta", None), "deadline", None)
+    return found if isinstance(found, Deadline) else Deadline()
 
 
 def to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
@@ -70,9 +143,18 @@ class Cancelled(Exception):
         return set(self.reasons) <= {"None", "TransactionConflict"} and "TransactionConflict" in self.reasons
 
 
+class Refused(Exception):
+    """A transaction DynamoDB cancelled for a reason no request foresees (a validation error, an
+    item too large): a bug to log and answer as one, never a conflict to retry."""
+
+
+# The cancellation reasons a write foresees: the others are `Refused`.
+_FORESEEN_REASONS = {"None", "ConditionalCheckFailed", "TransactionConflict"}
+
+
 def call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
     """One DynamoDB call. A refused transaction or condition is `Cancelled`; throttling and
-    server faults that outlast botocore's retries become a 503."""
+    server faults that outlast the retries, or a call with no time left for it, a 503."""
     try:
         return getattr(client, operation)(**kwargs)
     except ClientError as error:
@@ -81,6 +163,8 @@ def call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
         if code in _UNAVAILABLE_CODES or set(reasons) & _THROTTLED_REASONS:
             raise unavailable() from error
         if code == "TransactionCanceledException":
+            if not set(reasons) <= _FORESEEN_REASONS:
+                raise Refused(f"{operation} cancelled: {', '.join(reasons)}") from error
             raise Cancelled(reasons) from error
         if code == "ConditionalCheckFailedException":
             raise Cancelled(["ConditionalCheckFailed"]) from error
@@ -93,25 +177,25 @@ def unavailable() -> DatabaseBusyError:
     return DatabaseBusyError()
 
 
-def retry_on_conflict(attempt: Callable[[], T], attempts: int = WRITE_ATTEMPTS) -> T:
-    """Run `attempt` until it is not cancelled by a conflicting transaction, backing off with
-    full jitter; the last `Cancelled` is raised when attempts run out or for any other reason."""
-    for number in range(attempts):
-        try:
-            return attempt()
-        except Cancelled as cancelled:
-            if not cancelled.conflict_only or number == attempts - 1:
-                raise
-        time.sleep(random.uniform(0, 0.02 * 2**number))
-    raise AssertionError("unreachable")
-
-
 class Table:
-    """One table through one client."""
+    """One table through one client (and the deadline its calls keep to)."""
 
     def __init__(self, client: Any, name: str):
         self.client = client
         self.name = name
+        self.deadline = deadline_of(client)
+
+    def retry_on_conflict(self, attempt: Callable[[], T], attempts: int = WRITE_ATTEMPTS) -> T:
+        """Run `attempt` until it is not cancelled by a conflicting transaction, backing off with
+        full jitter; the last `Cancelled` is raised when attempts run out or for any other reason."""
+        for number in range(attempts):
+            try:
+                return attempt()
+            except Cancelled as cancelled:
+                if not cancelled.conflict_only or number == attempts - 1:
+                    raise
+            self.deadline.sleep(random.uniform(0, 0.02 * 2**number))
+        raise AssertionError("unreachable")
 
     def get(self, key: dict[str, Any], consistent: bool = False) -> dict[str, Any] | None:
         response = call(self.client, "get_item", TableName=self.name, Key=to_dynamo(key), ConsistentRead=consistent)
@@ -131,7 +215,7 @@ class Table:
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
-                time.sleep(0.05 * 2**attempt)
+                self.deadline.sleep(backoff(attempt))
             if request:
                 raise unavailable()
         return found
@@ -189,5 +273,5 @@ class Table:
             pending = response.get("UnprocessedItems") or {}
             if not pending:
                 return
-            time.sleep(0.05 * 2**attempt)
+            self.deadline.sleep(backoff(attempt))
         raise unavailable()

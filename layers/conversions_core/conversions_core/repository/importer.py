@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversions_core.models import Conversion
 from conversions_core.repository.dynamo import Table, from_dynamo, to_dynamo
+from conversions_core.repository.items import StoredConversion
 from conversions_core.repository.keys import (
     Scope,
     api_key_key,
@@ -33,7 +33,7 @@ class Importer:
         found = self.table.batch_get([conversion_key(i) for i in conversion_ids], consistent=True)
         return {item["id"] for item in found}
 
-    def edge_conversions(self, user_id: int) -> tuple[Conversion | None, Conversion | None]:
+    def edge_conversions(self, user_id: int) -> tuple[StoredConversion | None, StoredConversion | None]:
         """The user's oldest and newest conversions already stored (None when there are none)."""
         edges = []
         for ascending in (True, False):
@@ -54,7 +54,7 @@ class Importer:
         self,
         users: list[tuple[dict[str, Any], str]],
         entities: list[tuple[str, dict[str, Any]]],
-        conversions: list[Conversion],
+        conversions: list[StoredConversion],
         replaced_keys: tuple[str, ...] = (),
     ) -> None:
         """Write validated records: users (with their key, which carries the user's status and

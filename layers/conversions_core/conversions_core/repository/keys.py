@@ -13,7 +13,7 @@ Data table (`pk`, `sk`; indexes `ByUser` on `user_pk`+`sk` and `ByGoal` on `goal
 | conversion        | CONVERSION#<id>              | CONVERSION                | version, expires_at         |
 | listed conversion | WEBSITE#<id>#CONVERSIONS     | <datetime>#<id:020>       | user_pk, goal_pk            |
 | count bucket      | COUNT#<user_id>              | YEAR#2026 ... MINUTE#...  | n, w<website_id>, g<goal_id>|
-| counting ledger   | LEDGER#<user_id>             | <datetime, to the second> | events, expires_at          |
+| counted record    | APPLIED#<stream event id>    | APPLIED                   | event_id, expires_at        |
 
 The sort key `<datetime>#<id>` orders by datetime then id, which is also id order: ids grow
 with time (see ids.py). A conversion's stream records (its `CONVERSION#` item) feed the count
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conversions_core.models import Conversion
+from conversions_core.repository.items import StoredConversion
 
 USER_INDEX = "ByUser"
 GOAL_INDEX = "ByGoal"
@@ -95,49 +95,51 @@ def count_partition(user_id: int) -> str:
     return f"COUNT#{user_id}"
 
 
-def count_attributes(conversion: Conversion) -> list[str]:
+def count_attributes(conversion: StoredConversion) -> list[str]:
     """The attributes a conversion adds 1 to in each of its user's buckets."""
     return [USER_TOTAL, f"w{conversion.website_id}", f"g{conversion.goal_id}"]
 
 
-def ledger_key(user_id: int, second: str) -> dict[str, str]:
-    return {"pk": f"LEDGER#{user_id}", "sk": second}
+def applied_key(event_id: str) -> dict[str, str]:
+    """The marker that a stream record (by its event id) was counted: its own partition, so
+    markers spread like the records they mark."""
+    return {"pk": f"APPLIED#{event_id}", "sk": "APPLIED"}
 
 
 def rate_limit_key(key_hash: str, window: int) -> dict[str, str]:
     return {"pk": f"{key_hash}#{window}"}
 
 
-def listed_key(conversion: Conversion) -> dict[str, str]:
+def listed_key(conversion: StoredConversion) -> dict[str, str]:
     return {"pk": Scope("WEBSITE", conversion.website_id).partition, "sk": sort_key(conversion.datetime, conversion.id)}
 
 
-def listed_item(conversion: Conversion) -> dict[str, Any]:
+def listed_item(conversion: StoredConversion) -> dict[str, Any]:
     """The item list queries read (the table by website, and both indexes)."""
     return {
         **listed_key(conversion),
         "user_pk": Scope("USER", conversion.user_id).partition,
         "goal_pk": Scope("GOAL", conversion.goal_id).partition,
-        **conversion.model_dump(),
+        **conversion.fields(),
     }
 
 
 # A listed item's conversion without its keys: what a list page reads of it.
-LISTED_FIELDS = tuple(Conversion.model_fields)
+LISTED_FIELDS = tuple(StoredConversion.__dataclass_fields__)
 
 
-def conversion_item(conversion: Conversion, version: int, retention_days: int = 0) -> dict[str, Any]:
+def conversion_item(conversion: StoredConversion, version: int, retention_days: int = 0) -> dict[str, Any]:
     """The item get, update and delete read by id; its stream records keep the counts. With a
     retention, DynamoDB's TTL deletes it that many days after the conversion's datetime."""
-    item = {**conversion_key(conversion.id), **conversion.model_dump(), "version": version}
+    item = {**conversion_key(conversion.id), **conversion.fields(), "version": version}
     if retention_days:
         created = datetime.fromisoformat(conversion.datetime).replace(tzinfo=UTC)
         item["expires_at"] = int((created + timedelta(days=retention_days)).timestamp())
     return item
 
 
-def conversion_from_item(item: dict[str, Any]) -> Conversion:
-    return Conversion.model_validate({name: item.get(name) for name in Conversion.model_fields})
+def conversion_from_item(item: dict[str, Any]) -> StoredConversion:
+    return StoredConversion.from_item(item)
 
 
 def goals_partition(user_id: int) -> str:

@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from itertools import pairwise
 
-from conversions_core.models import User
 from conversions_core.repository import buckets
 from conversions_core.repository.buckets import Run
 from conversions_core.repository.conversions import Conversions
+from conversions_core.repository.items import User
 from conversions_core.repository.keys import Scope, count_key
 from conversions_core.repository.listing import Listing
 
