@@ -140,6 +140,28 @@ def test_json_values_follow_the_json_rules(tenant):
     assert create(tenant, json_body={**base, "is_enabled": False}).json["data"]["is_enabled"] is False
 
 
+@pytest.mark.parametrize(
+    ("text", "enabled"),
+    [("True", True), ("FALSE", False), ("tRuE", True), ("false", False), ("1", True), ("0", False)],
+)
+def test_form_booleans_are_read_in_any_letter_case(tenant, text, enabled):
+    """Python's clients send str(True), "True"; the contract takes any letter case."""
+    base = {"website_id": str(tenant.website_id), "type": "custom", "name": "x"}
+    assert create(tenant, fields={**base, "is_enabled": text}).json["data"]["is_enabled"] is enabled
+    assert update(tenant, tenant.goal_id, form={"is_enabled": text}).json["data"]["is_enabled"] is enabled
+
+
+@pytest.mark.parametrize("text", ["yes", "T", "10", "truе", " true", "ｔｒｕｅ"])  # the 5th ends in a Cyrillic е
+def test_other_form_booleans_are_400s(tenant, text):
+    assert_400(
+        create(
+            tenant, fields={"website_id": str(tenant.website_id), "type": "custom", "name": "x", "is_enabled": text}
+        ),
+        "is_enabled",
+        "any letter case",
+    )
+
+
 def test_a_goal_lives_on_one_of_the_callers_websites(tenant, other_tenant):
     result = create(tenant, json_body={"website_id": other_tenant.website_id, "type": "custom", "name": "x"})
     assert result.status == 404 and result.json["errors"][0]["source"] == {"parameter": "website_id"}

@@ -17,6 +17,7 @@ import boto3
 import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core import NOT_SET
 from tables import local_server, own_tables
 
 from conftest import FIGURES, TEMPLATE, Tenant
@@ -108,6 +109,13 @@ def cross_field_rules_only(ctx: Any, response: Any, case: Any) -> bool | None:
         return None
     errors = response.json().get("errors", [])
     allowed = set(CROSS_FIELD_RULES)
+    # A body the document leaves optional for a client generator's sake (goals_conversions_local.openapi):
+    # without one, each required field is missing.
+    missing = {
+        (e.get("source", {}).get("parameter"), e["title"]) for e in errors if e["title"].endswith(" is required")
+    }
+    if case.body is NOT_SET:
+        allowed |= missing
     rejected = [
         e
         for e in errors

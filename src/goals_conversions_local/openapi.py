@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+import typing
 from typing import Any
 
+from conversions_core.goals import GoalType
 from conversions_core.values import MAX_ID
 from goals_conversions_local.runtime import Functions
 from goals_conversions_local.template import Template
 
 TITLE = "Goal Conversions API"
 VERSION = "1.0.0"
+DESCRIPTION = (
+    "Record goal conversions and list, filter, page through, fix and delete them. Every path is also"
+    " served with a trailing slash: the same operation, not listed twice."
+)
+# A body model's form versions, as components of their own: `<Model>Form` and `<Model>Multipart`,
+# the names a generated client gives its classes.
+FORMS = (
+    ("application/x-www-form-urlencoded", "Form", "an urlencoded form"),
+    ("multipart/form-data", "Multipart", "a multipart form"),
+)
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -45,7 +57,7 @@ def build_document(template: Template | None = None, functions: Functions | None
             module.app.get_openapi_json_schema(
                 title=TITLE,
                 version=VERSION,
-                description="Record goal conversions and list, filter, page through, fix and delete them.",
+                description=DESCRIPTION,
                 security_schemes={"bearerAuth": {"type": "http", "scheme": "bearer"}},
                 security=[{"bearerAuth": []}],
             )
@@ -61,7 +73,8 @@ def build_document(template: Template | None = None, functions: Functions | None
     _exact_numbers(document)
     _optional_parameters(document)
     _request_bodies(document)
-    _trailing_slash_paths(document)
+    _importable_bodies(document)
+    _shared_enum(document, "GoalType", list(typing.get_args(GoalType)), "A goal's type")
     return document
 
 
@@ -124,8 +137,10 @@ def _optional_parameters(document: dict[str, Any]) -> None:
 
 
 def _request_bodies(document: dict[str, Any]) -> None:
-    """Bodies are read as multipart, urlencoded or JSON (see conversions_core.bodies); a body
-    whose fields are all optional may be left out. A 204 has no content."""
+    """Bodies are read as multipart, urlencoded or JSON (see conversions_core.bodies), each form
+    described by a component of its own (`<Model>Form`, `<Model>Multipart`): a client generator
+    then names its classes after them, and tells them apart. A body whose fields are all optional
+    may be left out. A 204 has no content."""
     schemas = document.get("components", {}).get("schemas", {})
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
@@ -136,14 +151,18 @@ def _request_bodies(document: dict[str, Any]) -> None:
             if not body:
                 continue
             schema = body["content"]["application/json"]["schema"]
-            target = schemas.get(schema.get("$ref", "").rsplit("/", 1)[-1], schema)
+            name = schema.get("$ref", "").rsplit("/", 1)[-1]
+            target = schemas.get(name, schema)
             body["required"] = bool(target.get("required"))
-            form = _form_schema(target)
-            for media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            for media_type, suffix, kind in FORMS:
+                form = _form_schema(target, kind)
+                if name:
+                    schemas[name + suffix] = {**form, "title": name + suffix}
+                    form = {"$ref": f"#/components/schemas/{name}{suffix}"}
                 body["content"][media_type] = {"schema": form}
 
 
-def _form_schema(schema: dict[str, Any]) -> dict[str, Any]:
+def _form_schema(schema: dict[str, Any], kind: str) -> dict[str, Any]:
     """A body model as a form: a field is one string, and an empty one means null (clear).
 
     An unknown field may be sent (it is ignored), but not as a list, which a form sends as a
@@ -155,20 +174,49 @@ def _form_schema(schema: dict[str, Any]) -> dict[str, Any]:
             variants = [{"const": ""} if v.get("type") == "null" else v for v in field["anyOf"]]
             field = {**field, "anyOf": variants}
         properties[name] = field
-    return {**schema, "properties": properties, "additionalProperties": {"type": "string"}}
+    description = (
+        f"{schema.get('description', '')} Sent as {kind}: every field is text; integers in ASCII digits,"
+        " booleans as true or false, 1 or 0 in any letter case; an empty field is a null, which clears."
+    ).strip()
+    return {**schema, "description": description, "properties": properties, "additionalProperties": {"type": "string"}}
 
 
-def _trailing_slash_paths(document: dict[str, Any]) -> None:
-    """Every path is served with a trailing slash too (a route of its own in the template):
-    declared as a path of its own, each operation's id suffixed with `WithSlash`."""
-    paths = document.get("paths", {})
-    for path, operations in list(paths.items()):
-        if path.endswith("/"):
-            continue
-        paths[path + "/"] = {
-            method: {**operation, "operationId": operation["operationId"] + "WithSlash"}
-            for method, operation in operations.items()
-        }
+def _importable_bodies(document: dict[str, Any]) -> None:
+    """openapi-python-client (0.29, its issue #1451) types a body of several media types as
+    optional (`| Unset = UNSET`) whatever `required` says, and imports `Unset` only when the body
+    or a parameter is optional: a module for an operation with a required body and no optional
+    parameter fails at import. Such a body is declared optional, as the client treats it anyway;
+    the service answers a request without one with the 400 that names each missing field."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            body = operation.get("requestBody")
+            optional_parameters = [p for p in operation.get("parameters", []) if not p.get("required")]
+            if body and len(body["content"]) > 1 and not optional_parameters:
+                body["required"] = False
+
+
+def _shared_enum(document: dict[str, Any], name: str, values: list[str], description: str) -> None:
+    """One component for an enum that bodies, responses and parameters share, so that a generated
+    client has one class for it (not one per model and form)."""
+    reference = {"$ref": f"#/components/schemas/{name}"}
+
+    def replace(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.get("enum") == values and node.get("type") == "string" and "default" not in node:
+                return reference
+            return {key: replace(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [replace(value) for value in node]
+        return node
+
+    for key in ("paths", "components"):
+        document[key] = replace(document[key])
+    document["components"]["schemas"][name] = {
+        "enum": values,
+        "type": "string",
+        "title": name,
+        "description": description,
+    }
 
 
 def render(document: dict[str, Any]) -> str:

@@ -53,7 +53,7 @@ GOAL_RULES = {
     "path": f"path must be a text of 1 to {PATH_LENGTH} characters",
     "key": f"key must be a slug of 1 to {KEY_LENGTH} characters: a-z, 0-9, - and _",
     "scroll_percentage": "scroll_percentage must be an integer from 1 to 100",
-    "is_enabled": "is_enabled must be true or false (1 or 0 in a form)",
+    "is_enabled": "is_enabled must be true or false (in a form: true, false, 1 or 0, in any letter case)",
     "search": "search must be a text of at most 100 characters",
     "order_by": "order_by must be one of goal_id, datetime, last_datetime, name",
     "order_type": "order_type must be ASC or DESC",

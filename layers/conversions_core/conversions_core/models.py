@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
 from conversions_core.repository.items import REFERENCE_FIELDS, ListRequest, Page, StoredConversion, User
 from conversions_core.values import (
@@ -75,12 +76,9 @@ OrderBy = Literal["conversion_id", "datetime"]
 OrderType = Literal["ASC", "DESC"]
 DatetimeField = Literal["datetime"]
 ClearableId = PositiveId | None
-# Documented as accepting no value at all, since any value is refused with a 400.
-GoalAttribute = Annotated[
-    Any,
-    AfterValidator(_refuse_goal_attribute),
-    WithJsonSchema({"not": {}, "description": "Not accepted: change it on the goal"}),
-]
+# Read so that sending one is the contract's 400 naming it, but left out of the documented model,
+# whose property names exclude them: a client offers no field that can only be refused.
+GoalAttribute = SkipJsonSchema[Annotated[Any, AfterValidator(_refuse_goal_attribute)]]
 
 
 class ConversionCreate(RequestBody):
@@ -93,7 +91,10 @@ class ConversionCreate(RequestBody):
 
 
 class ConversionUpdate(RequestBody):
-    """Body of POST /api/goals-conversions/{conversion_id}: only the fields sent are changed."""
+    """Body of POST /api/goals-conversions/{conversion_id}: only the fields sent are changed. The
+    goal's attributes (website_id, type, name, path, key, is_enabled) are changed on the goal."""
+
+    model_config = ConfigDict(json_schema_extra={"propertyNames": {"not": {"enum": list(GOAL_ATTRIBUTES)}}})
 
     # None reaches the repository, which says why a goal cannot be cleared; documented as not nullable.
     goal_id: Annotated[PositiveId | None, WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_ID})] = None

@@ -128,8 +128,11 @@ _TEXT_BOOLEANS = {"1": True, "true": True, "0": False, "false": False}
 
 
 def text_bool(value: Any) -> Any:
-    """1/true and 0/false, as a form sends a boolean; anything else is left to be refused."""
-    return _TEXT_BOOLEANS.get(value, value) if isinstance(value, str) else value
+    """1/true and 0/false in any letter case, as forms send a boolean (Python's str(True) is
+    "True"); anything else is left to be refused."""
+    if isinstance(value, str) and value.isascii():
+        return _TEXT_BOOLEANS.get(value.lower(), value)
+    return value
 
 
 _ID_SCHEMA = {
@@ -194,8 +197,8 @@ QueryDatetime = Annotated[
 class RequestBody(BaseModel):
     """A request body. Bodies arrive as one JSON object whatever the client sent, marked with
     their source: form and multipart fields are text, so their integers are read as digits and
-    their booleans as 1/0 or true/false here, and an empty field means null; a JSON body's values
-    are taken as they are."""
+    their booleans as 1/0 or true/false (in any letter case) here, and an empty field means null;
+    a JSON body's values are taken as they are."""
 
     model_config = ConfigDict(extra="ignore")
 
