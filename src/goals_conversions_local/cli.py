@@ -156,10 +156,27 @@ def invoke(args: argparse.Namespace) -> int:
     except KeyError as error:
         print(error.args[0], file=sys.stderr)
         return 2
+    if spec.routes:  # an API function: the event as API Gateway delivers it (header case, query)
+        from goals_conversions_local.events import as_delivered
+
+        event = as_delivered(event)
+    _log_to_stderr()
     response = functions.invoke(spec, event)
     pump.drain()  # what the write does to the counts, as the deployed stream would
     print(json.dumps(response, indent=2))
     return 0
+
+
+def _log_to_stderr() -> None:
+    """The functions' log lines on stderr, so that stdout holds the response alone (as with
+    `sam local invoke`)."""
+    import logging
+
+    from conversions_core.observability import logger
+
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)
 
 
 def import_seed(args: argparse.Namespace) -> int:

@@ -197,11 +197,27 @@ def entry_point(app: HttpApiResolver) -> Callable[[dict[str, Any], Any], Any]:
         chosen = app.dependency_overrides.get(get_services, get_services)()
         chosen.deadline.start(context)
         with observe(event.get("routeKey", "")) as outcome:
-            response = _handle(app, chosen, event, context)
+            refused = _not_payload_2(event)
+            response = refused or _handle(app, chosen, event, context)
             outcome["status"] = response.get("statusCode")
         return response
 
     return lambda_handler
+
+
+def _not_payload_2(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 501 for an event that is not an HTTP API's payload format 2.0, before any work (no
+    authentication, no rate-limit count): a REST API, or an HTTP API integration set to payload
+    1.0, would otherwise reach the routes with fields they cannot read. None for a 2.0 event."""
+    if event.get("version") == "2.0":
+        return None
+    found = event.get("version") or ("1.0 (a REST API's)" if "httpMethod" in event else "missing")
+    title = (
+        'This function takes API Gateway HTTP API events, payload format 2.0 (version "2.0"); '
+        f"this event's payload format is {found}"
+    )
+    logger.error("Event refused: not payload format 2.0", extra={"payload_format": found})
+    return _proxy(Response(501, JSON, json.dumps(errors_body(501, [Problem(title)]), separators=(",", ":"))))
 
 
 def _handle(app: HttpApiResolver, services: Services, event: dict[str, Any], context: Any) -> dict[str, Any]:

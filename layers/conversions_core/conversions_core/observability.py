@@ -36,7 +36,13 @@ STREAM_BATCHES_FAILED = "StreamBatchesFailed"
 STREAM_RECORDS_UNREADABLE = "StreamRecordsUnreadable"
 
 # Responses counted from their status alone, wherever in the request they were decided.
-_STATUS_METRICS = {400: VALIDATION_ERRORS, 429: RATE_LIMITED_REQUESTS, 500: SERVER_ERRORS, 503: SERVER_ERRORS}
+_STATUS_METRICS = {
+    400: VALIDATION_ERRORS,
+    429: RATE_LIMITED_REQUESTS,
+    500: SERVER_ERRORS,
+    501: SERVER_ERRORS,  # an event of another payload format: the deployment is misconfigured
+    503: SERVER_ERRORS,
+}
 
 
 def tracing_enabled() -> bool:
