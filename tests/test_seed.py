@@ -1,6 +1,7 @@
 """Seed files: validated as a whole; a seed that breaks a rule writes nothing."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -215,3 +216,71 @@ def test_a_user_imported_again_with_another_key_loses_the_old_one(repository):
     assert repository.accounts.user_by_key_hash(hash_api_key(new), consistent=True).user_id == user
     load_seed(repository, {"users": [{"user_id": user, "api_key": new, "status": "disabled"}]})
     assert repository.accounts.user_by_key_hash(hash_api_key(new), consistent=True).status == "disabled"
+
+
+def test_a_goal_without_a_datetime_is_created_no_later_than_its_first_conversion(repository):
+    user, website, converted, unconverted, dated = _fresh_ids(5)
+    now = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
+    goals = [
+        {"goal_id": goal, "website_id": website, "type": "custom", "name": "G"} for goal in (converted, unconverted)
+    ]
+    conversions = [
+        {"id": import_id(moment), "goal_id": converted, "datetime": moment}
+        for moment in ("2026-06-01 00:00:00", "2026-05-03 04:05:06")[::-1]
+    ]
+    seed = {
+        "users": [{"user_id": user, "api_key": f"k-{user}"}],
+        "websites": [{"website_id": website, "user_id": user}],
+        "goals": [*goals, {**goals[0], "goal_id": dated, "key": "dated", "datetime": "2026-07-01 00:00:00"}],
+        "conversions": conversions,
+    }
+    load_seed(repository, seed, now=now)
+    created = {goal: repository.accounts.entity("GOAL", goal)["datetime"] for goal in (converted, unconverted, dated)}
+    assert created == {
+        converted: "2026-05-03 04:05:06",
+        unconverted: "2026-11-01 12:00:00",
+        dated: "2026-07-01 00:00:00",
+    }
+
+
+def test_a_stored_goal_imported_again_without_a_datetime_keeps_the_earliest_it_knows(tenant):
+    """Its stored datetime, or its first stored conversion's when that is earlier (a goal an
+    earlier import dated at the import's moment, after its own conversions)."""
+    tenant.import_conversions([{"goal_id": tenant.goal_id, "datetime": "2026-04-02 03:04:05"}])
+    assert tenant.repository.accounts.entity("GOAL", tenant.goal_id)["datetime"] > "2026-04-02 03:04:05"
+    goal = {
+        "goal_id": tenant.goal_id,
+        "website_id": tenant.website_id,
+        "type": "custom",
+        "name": "Signup",
+        "key": "signup",
+    }
+    load_seed(tenant.repository, {"goals": [goal]})
+    assert tenant.repository.accounts.entity("GOAL", tenant.goal_id)["datetime"] == "2026-04-02 03:04:05"
+    stored = tenant.repository.accounts.entity("GOAL", tenant.second_goal_id)
+    again = {
+        "goal_id": tenant.second_goal_id,
+        "website_id": tenant.website_id,
+        "type": "pageview",
+        "name": "Buy",
+        "path": "/ok",
+    }
+    load_seed(tenant.repository, {"goals": [again]})
+    assert tenant.repository.accounts.entity("GOAL", tenant.second_goal_id)["datetime"] == stored["datetime"]
+
+
+def test_a_goal_dated_in_the_future_is_refused_like_a_conversion(tenant):
+    goal = {"goal_id": new_id(), "website_id": tenant.website_id, "type": "custom", "name": "Later"}
+    problems = refusal(
+        tenant.repository,
+        {
+            "goals": [
+                {**goal, "datetime": "2999-01-01 00:00:00"},
+                {**goal, "goal_id": new_id(), "last_datetime": "2999-01-02 00:00:00"},
+            ]
+        },
+    )
+    assert problems == [
+        "goals[0]: datetime 2999-01-01 00:00:00 is in the future",
+        "goals[1]: last_datetime 2999-01-02 00:00:00 is in the future",
+    ]

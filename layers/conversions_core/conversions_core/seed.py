@@ -134,6 +134,7 @@ class _Checker:
         self.problems: list[str] = []
         self.known: dict[str, dict[int, dict[str, Any]]] = {}
         self.replaced_keys: list[str] = []  # hashes of the keys of users imported again with another
+        self.stored: dict[tuple[str, int], dict[str, Any]] = {}  # the seed's websites and goals already stored
 
     def run(self) -> list[StoredConversion]:
         for section, (kind, id_field) in _KINDS.items():
@@ -176,10 +177,19 @@ class _Checker:
         """Each goal made whole as the goals API would (a path's /, a generated key, a name),
         following its type's rules, its key free on its website."""
         taken: dict[tuple[int, str], int] = {}
+        now = self.now.strftime(DATETIME_FORMAT)
+        first_converted: dict[int, str] = {}  # each goal's earliest conversion in the seed
+        for row in self.seed.conversions:
+            first_converted[row.goal_id] = min(row.datetime, first_converted.get(row.goal_id, row.datetime))
         for index, goal in enumerate(self.seed.goals):
             fields = self.known["GOAL"][goal.goal_id]
             fields["name"] = fields["name"] or f"Goal {goal.goal_id}"
-            fields["datetime"] = fields["datetime"] or self.now.strftime(DATETIME_FORMAT)
+            fields["datetime"] = fields["datetime"] or self._created(
+                goal.goal_id, now, first_converted.get(goal.goal_id)
+            )
+            for name in ("datetime", "last_datetime"):
+                if (fields[name] or "") > now:
+                    self.problems.append(f"goals[{index}]: {name} {fields[name]} is in the future")
             try:
                 fields.update(checked_goal(fields, sent=set()))
             except InvalidInputError as error:
@@ -190,6 +200,17 @@ class _Checker:
             if owner not in (None, goal.goal_id):
                 self.problems.append(f"goals[{index}]: key {fields['key']} is the key of goal {owner} on its website")
             taken[place] = goal.goal_id
+
+    def _created(self, goal_id: int, now: str, first_converted: str | None) -> str:
+        """A goal's datetime when the seed gives none: the earliest of the import's moment, its
+        first conversion's in the seed and, for a goal already stored, its stored datetime and
+        its first stored conversion's, so that a goal is never created after its own conversions."""
+        moments = [now, first_converted]
+        stored = self.stored.get(("GOAL", goal_id))
+        if stored is not None:
+            first_stored = self.repository.importer.first_conversion(goal_id)
+            moments += [stored.get("datetime"), first_stored.datetime if first_stored else None]
+        return min(moment for moment in moments if moment)
 
     def _check_owners(self) -> None:
         for index, website in enumerate(self.seed.websites):
@@ -216,9 +237,9 @@ class _Checker:
             website = self.lookup("WEBSITE", goal.website_id)
             if website is not None:
                 records.append((f"goals[{index}]", "GOAL", goal.goal_id, website["user_id"]))
-        stored_items = self.repository.accounts.entities([(kind, entity_id) for _, kind, entity_id, _ in records], True)
+        self.stored = self.repository.accounts.entities([(kind, entity_id) for _, kind, entity_id, _ in records], True)
         for where, kind, entity_id, user_id in records:
-            stored = stored_items.get((kind, entity_id))
+            stored = self.stored.get((kind, entity_id))
             if stored is not None and stored.get("user_id") != user_id:
                 self.problems.append(f"{where}: {kind.lower()} {entity_id} belongs to user {stored.get('user_id')}")
 

@@ -35,20 +35,25 @@ class Importer:
 
     def edge_conversions(self, user_id: int) -> tuple[StoredConversion | None, StoredConversion | None]:
         """The user's oldest and newest conversions already stored (None when there are none)."""
-        edges = []
-        for ascending in (True, False):
-            scope, (low, high) = Scope("USER", user_id), sort_bounds(None, None)
-            page = next(
-                self.table.query(
-                    IndexName=scope.index,
-                    KeyConditionExpression="user_pk = :p AND sk BETWEEN :low AND :high",
-                    ExpressionAttributeValues=to_dynamo({":p": scope.partition, ":low": low, ":high": high}),
-                    ScanIndexForward=ascending,
-                    Limit=1,
-                )
+        scope = Scope("USER", user_id)
+        return self._edge(scope, ascending=True), self._edge(scope, ascending=False)
+
+    def first_conversion(self, goal_id: int) -> Conversion | None:
+        """The goal's oldest conversion already stored (None when it has none)."""
+        return self._edge(Scope("GOAL", goal_id), ascending=True)
+
+    def _edge(self, scope: Scope, ascending: bool) -> Conversion | None:
+        low, high = sort_bounds(None, None)
+        page = next(
+            self.table.query(
+                IndexName=scope.index,
+                KeyConditionExpression=f"{scope.key_attribute} = :p AND sk BETWEEN :low AND :high",
+                ExpressionAttributeValues=to_dynamo({":p": scope.partition, ":low": low, ":high": high}),
+                ScanIndexForward=ascending,
+                Limit=1,
             )
-            edges.append(conversion_from_item(from_dynamo(page["Items"][0])) if page["Items"] else None)
-        return edges[0], edges[1]
+        )
+        return conversion_from_item(from_dynamo(page["Items"][0])) if page["Items"] else None
 
     def write(
         self,
