@@ -28,9 +28,9 @@ with open(os.environ["FIRST_EVENT"]) as f:
     event = json.load(f)
 event["headers"]["authorization"] = "Bearer " + os.environ["FIRST_KEY"]
 import app
+from conversions_core.powertools_compat import routes, validation_built
 before = set(sys.modules)
-routes = app.app._static_routes + app.app._dynamic_routes
-built = bool(routes) and all(route._dependant is not None for route in routes)  # Powertools' validation
+built = bool(routes(app.app)) and all(validation_built(route) for route in routes(app.app))
 response = app.lambda_handler(event, LambdaContext("first", "first"))
 print(json.dumps({"status": response["statusCode"], "imported": sorted(set(sys.modules) - before), "built": built}))
 """

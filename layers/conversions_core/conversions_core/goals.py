@@ -130,8 +130,10 @@ class GoalListBody(ListBody):
     data: list[Goal]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GoalListRequest:
+    """The validated query of GET /api/goals (by keyword: several fields are ints)."""
+
     website_id: int | None = None
     type: str | None = None
     search: str | None = None

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.depends import DependencyResolutionError, Depends
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -36,6 +35,7 @@ from conversions_core.errors import (
 from conversions_core.links import PageLinks, base_url
 from conversions_core.models import User
 from conversions_core.observability import logger, observe
+from conversions_core.powertools_compat import TrailingSlashRoutes, build_validation, routes
 from conversions_core.services import Services
 from conversions_core.values import ListBody
 
@@ -57,13 +57,9 @@ _REPEATABLE_ONCE = ("Content-Type", "Idempotency-Key")
 _STAGE_PREFIX = re.compile(r"(?:/[A-Za-z0-9_-]+)?")
 
 
-class HttpApiResolver(APIGatewayHttpResolver):
+class HttpApiResolver(TrailingSlashRoutes, APIGatewayHttpResolver):
     """Powertools' HTTP API resolver, answering a path with or without its trailing slash (the
     template routes both to the function)."""
-
-    @staticmethod
-    def _compile_regex(rule: str, base_regex: str = "^{}$") -> Any:
-        return ApiGatewayResolver._compile_regex(rule, "^{}/*$")
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -188,9 +184,9 @@ def entry_point(app: HttpApiResolver) -> Callable[[dict[str, Any], Any], Any]:
     then route, with the services the routes get (`get_services`, or the app's override)."""
 
     # Powertools builds a route's validation (its parameters' and body's pydantic adapters) on
-    # the route's first request; built here, it is part of init (a pinned Powertools' attributes).
-    for route in app._static_routes + app._dynamic_routes:
-        route.dependant, route.body_field  # noqa: B018
+    # the route's first request; built here, it is part of init.
+    for route in routes(app):
+        build_validation(route)
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

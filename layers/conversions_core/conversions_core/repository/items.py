@@ -99,7 +99,7 @@ class User:
     api_key_hash: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ListRequest:
     """A list's filters, range (aware datetimes, inclusive), order and page."""
 
