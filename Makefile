@@ -61,11 +61,13 @@ build: tools
 	$(SAM) build --cached --parallel --build-dir $(BUILD_DIR)
 
 # Items read per list and statistics request at 1k/10k/100k conversions (ours vs naive), write units
-# per write and per counted conversion, cold starts against a bare handler, layer size: bench/results/.
+# per write and per counted conversion, what values and breakdowns add, cold starts against a bare
+# handler, layer size: bench/results/.
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/writes.py
+	$(BIN)/python bench/values.py
 	$(BIN)/python bench/imports.py
 	$(BIN)/python bench/layer.py
 

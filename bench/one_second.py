@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     user = repository.accounts.user_by_key_hash(hash_api_key(KEY))
     total = repository.conversions.list(user, ListRequest()).total
     day = datetime.fromisoformat(SECOND)
-    [statistics] = repository.statistics.counts(user, None, None, [day, day + timedelta(days=1)])
+    [tally] = repository.statistics.tallies(user, None, None, [day, day + timedelta(days=1)])
+    statistics = tally.conversions
     transactions = [call for call in calls if call.operation == "TransactWriteItems"]
     units = sum(call.write_units for call in calls)
     failed = sum(bool(response["batchItemFailures"]) for response in responses)

@@ -98,10 +98,11 @@ def test_every_conversion_operation_through_every_body_model(client_package, loc
     m, client = c.models, c.client
     goal, refs = tenant.goal_id, {"visitor_id": tenant.visitor_id, "session_id": tenant.session_id}
 
+    worth = {"value": "19.9", "currency": m.Currency.EUR}
     bodies = [
-        m.ConversionCreate(goal_id=goal, event_id=tenant.event_id, **refs),
-        m.ConversionCreateForm(goal_id=goal, event_id=tenant.event_id, **refs),
-        m.ConversionCreateMultipart(goal_id=goal, event_id=tenant.event_id, **refs),
+        m.ConversionCreate(goal_id=goal, event_id=tenant.event_id, **refs, **worth),
+        m.ConversionCreateForm(goal_id=goal, event_id=tenant.event_id, **refs, **worth),
+        m.ConversionCreateMultipart(goal_id=goal, event_id=tenant.event_id, **refs, **worth),
     ]
     created = [_ok(c.create_conversion.sync(client=client, body=body), m).data for body in bodies]
     for conversion in created:
@@ -110,6 +111,7 @@ def test_every_conversion_operation_through_every_body_model(client_package, loc
             refs["visitor_id"],
             tenant.event_id,
         )
+        assert (conversion.value, conversion.currency) == ("19.90", "EUR")
         assert c.get_conversion.sync(conversion.id, client=client).data.to_dict() == conversion.to_dict()
     replay = c.create_conversion.sync(client=client, body=m.ConversionCreateForm(goal_id=goal), idempotency_key="k-1")
     assert (
@@ -137,6 +139,17 @@ def test_every_conversion_operation_through_every_body_model(client_package, loc
         m,
     )
     assert statistics.meta.total == 4 and sum(point.conversions for point in statistics.data) == 4
+    assert statistics.meta.values.to_dict() == {"EUR": "59.70"}
+    by_goal = _ok(
+        c.conversion_statistics.sync(
+            client=client,
+            datetime_start=f"{start} 00:00:00",
+            datetime_end=f"{end} 23:59:59",
+            group_by=m.ConversionStatisticsGroupBy.GOAL,
+        ),
+        m,
+    )
+    assert [(row.goal_id, row.conversions) for row in by_goal.data] == [(goal, 4)]
 
     # Each body model moves a conversion and clears its references one by one (an event is its
     # session's, a session its visitor's): null in JSON, an empty field in a form.
@@ -150,13 +163,17 @@ def test_every_conversion_operation_through_every_body_model(client_package, loc
             c.update_conversion.sync(conversion.id, client=client, body=model(goal_id=tenant.second_goal_id)), m
         )
         assert moved.data.goal_id == tenant.second_goal_id and moved.data.event_id == tenant.event_id
-        for field in ("event_id", "session_id", "visitor_id"):
+        repriced = _ok(c.update_conversion.sync(conversion.id, client=client, body=model(value="21")), m)
+        assert (repriced.data.value, repriced.data.currency) == ("21.00", "EUR")
+        for field in ("event_id", "session_id", "visitor_id", "value"):
             cleared = _ok(c.update_conversion.sync(conversion.id, client=client, body=model(**{field: clear})), m)
             assert getattr(cleared.data, field) is None
         assert cleared.data.to_dict() | {"goal_id": goal} == {
             **conversion.to_dict(),
             **dict.fromkeys(refs, None),
             "event_id": None,
+            "value": None,
+            "currency": None,
         }
 
     # The goal's attributes are not offered; sent anyway, they are the 400 that says where they belong.

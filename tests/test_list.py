@@ -50,6 +50,8 @@ def test_conversion_fields_are_all_present(tenant):
         "session_id": None,
         "event_id": None,
         "datetime": "2026-06-01 00:00:01",
+        "value": None,
+        "currency": None,
     }
 
 

@@ -69,5 +69,12 @@ def test_an_update_offers_no_goal_attribute_and_documents_them_as_refused():
     schemas = json.loads(COMMITTED.read_text())["components"]["schemas"]
     goal_attributes = ["website_id", "type", "name", "path", "key", "is_enabled"]
     for name in ("ConversionUpdate", "ConversionUpdateForm", "ConversionUpdateMultipart"):
-        assert set(schemas[name]["properties"]) == {"goal_id", "visitor_id", "session_id", "event_id"}
+        assert set(schemas[name]["properties"]) == {
+            "goal_id",
+            "visitor_id",
+            "session_id",
+            "event_id",
+            "value",
+            "currency",
+        }
         assert schemas[name]["propertyNames"] == {"not": {"enum": goal_attributes}}

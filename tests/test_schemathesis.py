@@ -9,6 +9,7 @@ ran.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -50,6 +51,17 @@ CROSS_FIELD_RULES = (
     ("datetime_end", f"the range may hold at most {MAX_INTERVALS} days"),
     ("datetime_end", f"the range may hold at most {MAX_INTERVALS} months"),
     ("timezone", TIMEZONE_RULE),
+    # Value: a value against its currency's digits, and value and currency sent together.
+    ("value", "value is required with currency"),
+    ("currency", "currency is required with value (there is no default currency to take)"),
+    ("currency", "currency cannot be set while value is cleared: send both, or an empty value"),
+    ("currency", "currency cannot be cleared alone: send an empty value to clear both"),
+)
+# The same, with a currency in the title.
+CROSS_FIELD_PATTERNS = (
+    ("value", re.compile(r"value may have at most \d digits after the point for [A-Z]{3}")),
+    ("value", re.compile(r"value must be a whole amount for [A-Z]{3}, which has no minor unit")),
+    ("currency", re.compile(r"the value [0-9.]+ has too many digits for [A-Z]{3}: send a value too")),
 )
 
 
@@ -121,6 +133,10 @@ def cross_field_rules_only(ctx: Any, response: Any, case: Any) -> bool | None:
         for e in errors
         if (e.get("source", {}).get("parameter"), e["title"]) not in allowed
         and not written_as_float(case, e.get("source", {}).get("parameter"))
+        and not any(
+            e.get("source", {}).get("parameter") == name and pattern.fullmatch(e["title"])
+            for name, pattern in CROSS_FIELD_PATTERNS
+        )
     ]
     assert errors and not rejected, f"schema-valid request rejected: {response.text}"
     return None

@@ -29,6 +29,8 @@ def test_the_demo_seed_loads_and_serves_the_contracts_example(repository):
             "session_id": 1,
             "event_id": 1,
             "datetime": "2026-05-17 03:07:56",
+            "value": None,
+            "currency": None,
         }
     }
     listed = invoke(list_app, api_event("list_conversions", headers=demo, query={"website_id": 1}))

@@ -4,9 +4,10 @@ other users' ids, parameter errors, and reads that depend on the intervals only.
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -64,12 +65,49 @@ def _walk(query: dict[str, str]) -> tuple[list[tuple[str, Any]], list[datetime]]
 def expected(rows: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
     start, end = _bounds(query)
     counted = Counter()
+    sums: dict[Any, dict[str, Decimal]] = defaultdict(dict)
     for row in rows:
         moment = datetime.fromisoformat(row["datetime"]).replace(tzinfo=UTC)
         if start <= moment < end:
-            counted[_key(moment, query)] += 1
+            key = _key(moment, query)
+            counted[key] += 1
+            if row.get("value") is not None:
+                currency = row["currency"]
+                sums[key][currency] = sums[key].get(currency, Decimal(0)) + Decimal(row["value"])
     keys, _ = _walk(query)
-    return [{"datetime": label, "conversions": counted[(label, offset)]} for label, offset in keys]
+    return [
+        {"datetime": label, "conversions": counted[(label, offset)], "values": written(sums[(label, offset)])}
+        for label, offset in keys
+    ]
+
+
+def whole_range(data: list[dict[str, Any]]) -> dict[str, str]:
+    """meta.values by hand: the intervals' sums added up."""
+    sums: dict[str, Decimal] = {}
+    for point in data:
+        for currency, amount in point["values"].items():
+            sums[currency] = sums.get(currency, Decimal(0)) + Decimal(amount)
+    return written(sums)
+
+
+DIGITS = {"EUR": 2, "JPY": 0, "KWD": 3, "CLF": 4}
+
+
+def written(sums: dict[str, Decimal]) -> dict[str, str]:
+    """Sums as the contract writes them: each with its currency's digits, by hand."""
+    return {currency: f"{amount:.{DIGITS[currency]}f}" for currency, amount in sorted(sums.items())}
+
+
+# What the conversions of the oracle tests are worth, in turn (none, a thousand small values...).
+WORTHS = [
+    {},
+    {"value": "0.10", "currency": "EUR"},
+    {"value": "19.99", "currency": "EUR"},
+    {"value": "1200", "currency": "JPY"},
+    {"value": "1.250", "currency": "KWD"},
+    {"value": "0.0001", "currency": "CLF"},
+    {"value": "0.00", "currency": "EUR"},
+]
 
 
 def conversions_around(tenant, query: dict[str, str], count: int = 120) -> list[dict[str, Any]]:
@@ -82,7 +120,10 @@ def conversions_around(tenant, query: dict[str, str], count: int = 120) -> list[
     for edge in [start, end, *changes[:25], *changes[-5:]]:
         moments += [edge - timedelta(seconds=1), edge, edge + timedelta(seconds=59)]
     goals = (tenant.goal_id, tenant.second_goal_id, tenant.lightweight_goal_id)
-    rows = [{"goal_id": goals[n % 3], "datetime": f"{moment:%Y-%m-%d %H:%M:%S}"} for n, moment in enumerate(moments)]
+    rows = [
+        {"goal_id": goals[n % 3], "datetime": f"{moment:%Y-%m-%d %H:%M:%S}", **WORTHS[n % len(WORTHS)]}
+        for n, moment in enumerate(moments)
+    ]
     tenant.import_conversions(rows)
     return rows
 
@@ -123,6 +164,7 @@ def test_statistics_equal_counting_the_conversions_by_hand(tenant, interval, tim
         assert result.json["data"] == data, extra
         assert result.json["meta"] == {
             "total": sum(d["conversions"] for d in data),
+            "values": whole_range(data),
             "interval": interval,
             "timezone": timezone,
         }
@@ -139,8 +181,8 @@ def test_the_days_around_a_change_of_time_count_23_and_25_hours(tenant):
         tenant, datetime_start="2026-10-25 00:00:00", datetime_end="2026-10-26 23:59:59", timezone="Europe/Paris"
     )
     assert result.json["data"] == [
-        {"datetime": "2026-10-25 00:00:00", "conversions": 25},
-        {"datetime": "2026-10-26 00:00:00", "conversions": 24},
+        {"datetime": "2026-10-25 00:00:00", "conversions": 25, "values": {}},
+        {"datetime": "2026-10-26 00:00:00", "conversions": 24, "values": {}},
     ]
     hours = stats(tenant, datetime_start="2026-10-25 00:00:00", datetime_end="2026-10-25 23:59:59",
                   timezone="Europe/Paris", interval="hour")  # fmt: skip
@@ -154,18 +196,18 @@ def test_defaults_are_day_intervals_in_utc(tenant):
     result = stats(tenant, datetime_start="2026-06-01T00:00", datetime_end="2026-06-03T00:00")
     assert result.json == {
         "data": [
-            {"datetime": "2026-06-01 00:00:00", "conversions": 0},
-            {"datetime": "2026-06-02 00:00:00", "conversions": 1},
-            {"datetime": "2026-06-03 00:00:00", "conversions": 0},
+            {"datetime": "2026-06-01 00:00:00", "conversions": 0, "values": {}},
+            {"datetime": "2026-06-02 00:00:00", "conversions": 1, "values": {}},
+            {"datetime": "2026-06-03 00:00:00", "conversions": 0, "values": {}},
         ],
-        "meta": {"total": 1, "interval": "day", "timezone": "UTC"},
+        "meta": {"total": 1, "values": {}, "interval": "day", "timezone": "UTC"},
     }
 
 
 def test_another_users_goal_or_website_gives_every_interval_with_zeros(tenant, other_tenant):
     other_tenant.import_conversions([{"goal_id": other_tenant.goal_id, "datetime": "2026-06-02 10:00:00"}])
     tenant.import_conversions([{"goal_id": tenant.goal_id, "datetime": "2026-06-02 10:00:00"}])
-    zeros = [{"datetime": f"2026-06-0{d} 00:00:00", "conversions": 0} for d in (1, 2, 3)]
+    zeros = [{"datetime": f"2026-06-0{d} 00:00:00", "conversions": 0, "values": {}} for d in (1, 2, 3)]
     for query in (
         {"goal_id": other_tenant.goal_id},
         {"website_id": other_tenant.website_id},
@@ -174,7 +216,8 @@ def test_another_users_goal_or_website_gives_every_interval_with_zeros(tenant, o
     ):
         result = stats(tenant, datetime_start="2026-06-01 00:00:00", datetime_end="2026-06-03 23:59:59", **query)
         assert result.status == 200
-        assert result.json == {"data": zeros, "meta": {"total": 0, "interval": "day", "timezone": "UTC"}}
+        meta = {"total": 0, "values": {}, "interval": "day", "timezone": "UTC"}
+        assert result.json == {"data": zeros, "meta": meta}
         # Bounds inside a minute are counted on the conversions themselves: still none of theirs.
         for start, end in (
             ("2026-06-02 09:59:30", "2026-06-02 10:00:30"),

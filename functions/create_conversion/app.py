@@ -7,7 +7,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from conversions_core import conversion_service
 from conversions_core.http import AppServices, CurrentUser, entry_point, new_app
 from conversions_core.idempotency import IdempotencyKey
-from conversions_core.models import PARAMETER_RULES, Conversion, ConversionBody, ConversionCreate
+from conversions_core.models import (
+    PARAMETER_RULES,
+    REFERENCE_FIELDS,
+    WORTH_FIELDS,
+    Conversion,
+    ConversionBody,
+    ConversionCreate,
+)
 from conversions_core.observability import CONVERSIONS_CREATED, count
 
 app = new_app(PARAMETER_RULES, "conversions")
@@ -30,8 +37,9 @@ def create_conversion(
     fields = body.model_dump()
 
     def create(sent: dict[str, Any]) -> dict[str, Any]:
-        refs = {name: value for name, value in sent.items() if name != "goal_id"}
-        created = conversion_service.create(services.repository, user, sent["goal_id"], refs)
+        refs = {name: sent.get(name) for name in REFERENCE_FIELDS}
+        worth = {name: sent[name] for name in WORTH_FIELDS if sent.get(name) is not None}
+        created = conversion_service.create(services.repository, user, sent["goal_id"], refs, worth)
         count(CONVERSIONS_CREATED)  # here, not per response: an idempotent replay creates nothing
         return created.model_dump()
 

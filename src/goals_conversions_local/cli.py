@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +48,7 @@ class InputFileError(Exception):
 
 def read_json_file(path: Path) -> Any:
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(), parse_float=Decimal)  # amounts stay exact
     except OSError as error:
         raise InputFileError(f"{path}: {error.strerror or error}") from None
     except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8

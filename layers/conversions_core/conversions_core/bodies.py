@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from conversions_core.errors import PayloadTooLargeError, Problem, UnsupportedMediaTypeError, invalid
-from conversions_core.values import BODY_SOURCE, MAX_ID, TEXT_SOURCE
+from conversions_core.values import BODY_SOURCE, JSON_NUMBER, MAX_ID, TEXT_SOURCE
 
 MAX_BODY_BYTES = 1_048_576
 MAX_JSON_DEPTH = 32
@@ -103,7 +103,7 @@ def _json_object(text: str) -> dict[str, Any]:
     if _nesting_depth(text) > MAX_JSON_DEPTH:
         raise invalid(None, f"The JSON body must not nest arrays and objects more than {MAX_JSON_DEPTH} levels deep")
     try:
-        value = json.loads(text, object_pairs_hook=_refuse_duplicates, parse_int=_json_int)
+        value = json.loads(text, object_pairs_hook=_refuse_duplicates, parse_int=_json_int, parse_float=JsonNumber)
     except _DuplicateField as duplicate:
         raise invalid(duplicate.name, f"{duplicate.name} was sent more than once") from None
     except ValueError:
@@ -120,6 +120,25 @@ def _json_int(text: str) -> int:
     if len(text) <= _LONGEST_JSON_INT:
         return int(text)
     return -(MAX_ID + 1) if text.startswith("-") else MAX_ID + 1
+
+
+class JsonNumber:
+    """A JSON number with a point or an exponent, as written: never read through a binary float.
+    Only a value takes one (conversions_core.money); every other field refuses it."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def normalised_json(fields: dict[str, Any]) -> str:
+    """The JSON of a parsed body, a JsonNumber written as {JSON_NUMBER: its text}."""
+    return json.dumps(fields, default=_tagged)
+
+
+def _tagged(value: Any) -> Any:
+    if isinstance(value, JsonNumber):
+        return {JSON_NUMBER: value.text}
+    raise TypeError(type(value).__name__)
 
 
 def _unique_fields(pairs: list[tuple[str, str]]) -> dict[str, Any]:

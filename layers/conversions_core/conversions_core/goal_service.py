@@ -8,9 +8,11 @@ from typing import Any
 
 from conversions_core.errors import invalid_many, not_found
 from conversions_core.goals import GOAL_FIELDS, GOAL_RULES, Goal, GoalListRequest, checked_goal
+from conversions_core.money import Worth, resolve
 from conversions_core.repository import Repository
 from conversions_core.repository.items import User
 
+_WORTH = ("value", "currency")
 _REQUIRED = ("website_id", "type", "name", "is_enabled")  # a goal always has them: never cleared
 _ORDER_KEYS: dict[str, Callable[[Goal], Any]] = {
     "goal_id": lambda goal: goal.id,
@@ -22,6 +24,7 @@ _ORDER_KEYS: dict[str, Callable[[Goal], Any]] = {
 
 def goal_from_stored(stored: dict[str, Any]) -> Goal:
     """The API's goal of a stored one (fields an older item lacks take their defaults)."""
+    worth = Worth.stored(stored.get("value"), stored.get("currency"))
     return Goal(
         id=stored["goal_id"],
         website_id=stored["website_id"],
@@ -32,6 +35,8 @@ def goal_from_stored(stored: dict[str, Any]) -> Goal:
         key=stored.get("key") or "",
         scroll_percentage=stored.get("scroll_percentage"),
         is_enabled=stored.get("is_enabled") is not False,
+        value=worth.text() if worth else None,
+        currency=worth.currency if worth else None,
         datetime=stored.get("datetime") or "",
         last_datetime=stored.get("last_datetime"),
     )
@@ -55,8 +60,10 @@ def create(repository: Repository, user: User, fields: dict[str, Any], sent: set
     if repository.accounts.owned(user, "WEBSITE", fields["website_id"]) is None:
         raise not_found("Website", "website_id")
 
+    worth = _worth(resolve({name: fields.get(name) for name in _WORTH}, None, None, creating=True))
+
     def make(made: dict[str, Any]) -> dict[str, Any]:
-        return checked_goal({**fields, **made, "last_datetime": None}, sent)
+        return checked_goal({**fields, **worth, **made, "last_datetime": None}, sent)
 
     return goal_from_stored(repository.goals.create(user, make, "key" in sent))
 
@@ -72,9 +79,17 @@ def update(repository: Repository, user: User, goal_id: int, changes: dict[str, 
 
     def revise(current: dict[str, Any], stamp: str) -> dict[str, Any]:
         kept = {name: current.get(name) for name in (*GOAL_FIELDS, "goal_id", "user_id", "datetime")}
-        return checked_goal({**kept, **changes, "last_datetime": stamp}, set(changes), previous_type=current["type"])
+        sent = {name: changes[name] for name in _WORTH if name in changes}
+        worth = _worth(resolve(sent, Worth.stored(current.get("value"), current.get("currency")), None, creating=False))
+        fields = {**kept, **changes, **worth, "last_datetime": stamp}
+        return checked_goal(fields, set(changes), previous_type=current["type"])
 
     return goal_from_stored(repository.goals.update(user, goal_id, revise))
+
+
+def _worth(worth: Worth | None) -> dict[str, Any]:
+    """A goal's default value and currency as stored (None values are not written)."""
+    return {"value": worth.value if worth else None, "currency": worth.currency if worth else None}
 
 
 def _matches(goal: Goal, request: GoalListRequest) -> bool:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, Strict, WithJsonSchema
 
 from conversions_core.errors import Problem, invalid_many
+from conversions_core.money import CURRENCY_RULE, VALUE_RULE, CurrencyCode, ValueText
 from conversions_core.values import MAX_ID, RESULTS_PER_PAGE, ListBody, PositiveId, RequestBody
 
 __all__ = [
@@ -42,7 +43,7 @@ GENERATED_KEY_LENGTH = 16
 PATH_LENGTH = 2048
 _SLUG = re.compile(r"[a-z0-9_-]+")
 _KEY_ALPHABET = string.ascii_lowercase + string.digits
-GOAL_FIELDS = ("website_id", "type", "name", "path", "key", "scroll_percentage", "is_enabled")
+GOAL_FIELDS = ("website_id", "type", "name", "path", "key", "scroll_percentage", "is_enabled", "value", "currency")
 # The list's parameters that its links carry (with `page`).
 GOAL_LIST_PARAMETERS = ("website_id", "type", "search", "order_by", "order_type", "results_per_page")
 GOAL_RULES = {
@@ -54,6 +55,8 @@ GOAL_RULES = {
     "key": f"key must be a slug of 1 to {KEY_LENGTH} characters: a-z, 0-9, - and _",
     "scroll_percentage": "scroll_percentage must be an integer from 1 to 100",
     "is_enabled": "is_enabled must be true or false (in a form: true, false, 1 or 0, in any letter case)",
+    "value": VALUE_RULE,
+    "currency": CURRENCY_RULE,
     "search": "search must be a text of at most 100 characters",
     "order_by": "order_by must be one of goal_id, datetime, last_datetime, name",
     "order_type": "order_type must be ASC or DESC",
@@ -78,6 +81,8 @@ class GoalCreate(RequestBody):
     key: Key | None = None
     scroll_percentage: ScrollPercentage | None = None
     is_enabled: Enabled = True
+    value: ValueText = None
+    currency: CurrencyCode = None
 
 
 def _sent_not_null(schema: dict[str, Any]) -> Any:
@@ -101,6 +106,8 @@ class GoalUpdate(RequestBody):
     key: Key | None = None
     scroll_percentage: ScrollPercentage | None = None
     is_enabled: Annotated[Enabled | None, _sent_not_null({"type": "boolean"})] = None
+    value: ValueText = None
+    currency: CurrencyCode = None
 
     def changes(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in GOAL_FIELDS if name in self.model_fields_set}
@@ -118,6 +125,8 @@ class Goal(BaseModel):
     key: str
     scroll_percentage: int | None
     is_enabled: bool
+    value: str | None = Field(description="The default value of the goal's conversions", examples=["19.90"])
+    currency: str | None = Field(description="The currency of the default value (ISO 4217)", examples=["EUR"])
     datetime: str
     last_datetime: str | None
 

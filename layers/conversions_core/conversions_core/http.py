@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.logging import correlation_paths
 
 from conversions_core.auth import Quota
-from conversions_core.bodies import parse_body
+from conversions_core.bodies import normalised_json, parse_body
 from conversions_core.errors import (
     ConflictError,
     DatabaseBusyError,
@@ -259,7 +259,7 @@ def _repeated_query_names(event: dict[str, Any]) -> set[str]:
 def _normalise_body(event: dict[str, Any], content_type: str | None) -> None:
     """Replace a form or JSON body by the equivalent JSON object, which every route reads."""
     fields = parse_body(content_type, event.get("body"), bool(event.get("isBase64Encoded")))
-    event["body"] = json.dumps(fields)
+    event["body"] = normalised_json(fields)
     event["isBase64Encoded"] = False
     event["headers"] = {**(event.get("headers") or {}), "content-type": JSON}
 

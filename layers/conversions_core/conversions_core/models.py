@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
+from conversions_core.money import CURRENCY_RULE, VALUE_RULE, CurrencyCode, ValueText, format_amount
 from conversions_core.repository.items import REFERENCE_FIELDS, ListRequest, Page, StoredConversion, User
 from conversions_core.values import (
     MAX_ID,
@@ -47,6 +48,7 @@ LIST_PARAMETERS = (
     "order_type",
     "results_per_page",
 )
+WORTH_FIELDS = ("value", "currency")
 IDEMPOTENCY_KEY_RULE = "Idempotency-Key must be 1 to 255 visible ASCII characters other than a comma"
 _DATETIME_RULE = "a UTC datetime as YYYY-MM-DD HH:MM:SS or YYYY-MM-DDTHH:MM[:SS]"
 # Titles of the 400 for a value that breaks a parameter's rule.
@@ -64,6 +66,8 @@ PARAMETER_RULES = {
     "order_type": "order_type must be ASC or DESC",
     "page": "page must be a whole number of 1 or more, in digits",
     "results_per_page": "results_per_page must be one of " + ", ".join(map(str, RESULTS_PER_PAGE)),
+    "value": VALUE_RULE,
+    "currency": CURRENCY_RULE,
     "Idempotency-Key": IDEMPOTENCY_KEY_RULE,
 }
 
@@ -88,6 +92,12 @@ class ConversionCreate(RequestBody):
     visitor_id: ClearableId = None
     session_id: ClearableId = None
     event_id: ClearableId = None
+    value: ValueText = None
+    currency: CurrencyCode = None
+
+    def worth(self) -> dict[str, str | None]:
+        """The value and currency the client sent (a null as not sent)."""
+        return {name: getattr(self, name) for name in WORTH_FIELDS if getattr(self, name) is not None}
 
 
 class ConversionUpdate(RequestBody):
@@ -101,6 +111,8 @@ class ConversionUpdate(RequestBody):
     visitor_id: ClearableId = None
     session_id: ClearableId = None
     event_id: ClearableId = None
+    value: ValueText = None
+    currency: CurrencyCode = None
     website_id: GoalAttribute = None
     type: GoalAttribute = None
     name: GoalAttribute = None
@@ -108,9 +120,9 @@ class ConversionUpdate(RequestBody):
     key: GoalAttribute = None
     is_enabled: GoalAttribute = None
 
-    def changes(self) -> dict[str, int | None]:
+    def changes(self) -> dict[str, Any]:
         """The conversion fields the client sent, with None meaning 'clear'."""
-        fields = ("goal_id", *REFERENCE_FIELDS)
+        fields = ("goal_id", *REFERENCE_FIELDS, *WORTH_FIELDS)
         return {name: getattr(self, name) for name in fields if name in self.model_fields_set}
 
 
@@ -126,10 +138,15 @@ class Conversion(BaseModel):
     session_id: int | None
     event_id: int | None
     datetime: str
+    value: str | None = Field(description="A decimal with exactly the currency's minor-unit digits", examples=["19.90"])
+    currency: str | None = Field(description="ISO 4217 code; null exactly when value is null", examples=["EUR"])
 
     @classmethod
     def from_stored(cls, stored: StoredConversion) -> Conversion:
-        return cls.model_validate(stored.fields())
+        fields = stored.fields()
+        if stored.value is not None and stored.currency is not None:
+            fields["value"] = format_amount(stored.value, stored.currency)
+        return cls.model_validate(fields)
 
 
 class ConversionBody(BaseModel):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, fiel
 from conversions_core.auth import hash_api_key
 from conversions_core.errors import InvalidInputError
 from conversions_core.goals import NAME_LENGTH, Key, checked_goal
+from conversions_core.money import CurrencyCode, ValueText, resolve
 from conversions_core.repository import Repository, ids
 from conversions_core.repository.items import REFERENCE_KINDS, StoredConversion
 from conversions_core.rules import reference_violations
@@ -53,6 +54,8 @@ class SeedGoal(_Record):
     path: str | None = None
     scroll_percentage: Annotated[int, Strict(), Field(ge=1, le=100)] | None = None
     is_enabled: Annotated[bool, Strict()] = True
+    value: ValueText = None
+    currency: CurrencyCode = None
     datetime: str | None = None
     last_datetime: str | None = None
 
@@ -88,6 +91,8 @@ class SeedConversion(_Record):
     session_id: PositiveId | None = None
     event_id: PositiveId | None = None
     datetime: str
+    value: ValueText = None
+    currency: CurrencyCode = None
 
     @field_validator("datetime")
     @classmethod
@@ -191,6 +196,7 @@ class _Checker:
                 if (fields[name] or "") > now:
                     self.problems.append(f"goals[{index}]: {name} {fields[name]} is in the future")
             try:
+                fields.update(_stored_worth(fields))
                 fields.update(checked_goal(fields, sent=set()))
             except InvalidInputError as error:
                 self.problems += [f"goals[{index}]: {problem.title}" for problem in error.problems]
@@ -324,7 +330,22 @@ class _Checker:
         found = {name: self.lookup(REFERENCE_KINDS[name], value) for name, value in refs.items()}
         for violation in reference_violations(website, refs, found):
             self.problems.append(f"{where}: {violation.title}")
-        return StoredConversion(website_id=goal["website_id"], user_id=website["user_id"], **row.model_dump())
+        try:
+            worth = _stored_worth(row.model_dump())
+        except InvalidInputError as error:
+            self.problems += [f"{where}: {problem.title}" for problem in error.problems]
+            return None
+        return StoredConversion(
+            website_id=goal["website_id"], user_id=website["user_id"], **{**row.model_dump(), **worth}
+        )
+
+
+def _stored_worth(fields: dict[str, Any]) -> dict[str, Any]:
+    """A seed record's value and currency as stored: both, or neither (a conversion without
+    them takes none, not its goal's default); InvalidInputError otherwise."""
+    sent = {name: fields.get(name) for name in ("value", "currency")}
+    worth = resolve(sent, None, None, creating=True)
+    return {"value": worth.value if worth else None, "currency": worth.currency if worth else None}
 
 
 def load_seed(repository: Repository, data: Any, now: datetime | None = None) -> dict[str, int]:

@@ -13,6 +13,12 @@ Decisions the contract leaves open:
   intervals with the same label, in order, and a skipped hour gives none (nor does any interval
   wholly inside skipped time). A local midnight that does not exist starts the day at the
   transition (the day keeps its midnight label).
+- With group_by, the range is one interval (`interval` is ignored); a row's `website_id` is its
+  goal's website now. With goal_id and group_by=website, the one row is the goal's conversions
+  on its website. Goals and websites are the caller's that exist now: a deleted goal's
+  conversions, until its background deletion is done, are in no row and in no meta total.
+- `values` lists a currency when the interval has at least one conversion valued in it (a sum
+  of 0.00 is listed); the buckets count valued conversions per currency to tell.
 - A bound in a repeated hour is taken at its first occurrence for datetime_start and at its
   second for datetime_end, so that the range holds both; a bound in skipped time is the
   transition.
@@ -26,9 +32,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from conversions_core.errors import invalid
+from conversions_core.money import format_amount
+from conversions_core.repository import Repository
+from conversions_core.repository.items import User
+from conversions_core.repository.keys import Tally
 from conversions_core.values import contract_error
 
 __all__ = [
@@ -37,16 +47,20 @@ __all__ = [
     "PARAMETER_RULES",
     "TIMEZONE_RULE",
     "Interval",
+    "GroupBy",
     "StatisticsBody",
+    "breakdown_body",
     "StatisticsRequest",
     "TimeZoneName",
     "local_intervals",
+    "range_bounds",
     "statistics_body",
     "statistics_request",
     "zone",
 ]
 
 Interval = Literal["hour", "day", "month"]
+GroupBy = Literal["goal", "website"]
 MAX_HOURLY_RANGE = timedelta(days=366)
 # A day or month range is limited by its number of intervals: an answer of 10,000 stays near
 # half a megabyte, and its buckets are read in a second or two.
@@ -61,6 +75,7 @@ PARAMETER_RULES = {
     "datetime_end": f"datetime_end must be {_DATETIME_RULE}",
     "interval": "interval must be one of hour, day, month",
     "timezone": TIMEZONE_RULE,
+    "group_by": "group_by must be goal or website",
 }
 _SECOND = timedelta(seconds=1)
 # IANA names: Area/Location in ASCII letters, digits, '_', '-' and '+'. The zoneinfo folder also
@@ -114,20 +129,25 @@ class StatisticsRequest:
     end: datetime
     interval: Interval
     timezone: str
+    group_by: GroupBy | None = None
 
 
-def statistics_request(start: datetime, end: datetime, interval: Interval, timezone: str) -> StatisticsRequest:
+def statistics_request(
+    start: datetime, end: datetime, interval: Interval, timezone: str, group_by: GroupBy | None = None
+) -> StatisticsRequest:
     """The request, once the rules between parameters hold (InvalidInputError naming one otherwise).
     The bounds arrive as the wall times the client wrote, whatever zone they were parsed in."""
     start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
     if start > end:
         raise invalid("datetime_start", "datetime_start must not be after datetime_end")
+    if group_by is not None:  # one interval: the range as a whole
+        return StatisticsRequest(start, end, interval, timezone, group_by)
     if interval == "hour" and end - start > MAX_HOURLY_RANGE:
         raise invalid("datetime_end", "datetime_end must be at most 366 days after datetime_start for hourly intervals")
     months = (end.year - start.year) * 12 + end.month - start.month + 1
     if (interval == "day" and (end - start).days >= MAX_INTERVALS) or (interval == "month" and months > MAX_INTERVALS):
         raise invalid("datetime_end", f"the range may hold at most {MAX_INTERVALS} {interval}s")
-    return StatisticsRequest(start, end, interval, timezone)
+    return StatisticsRequest(start, end, interval, timezone, group_by)
 
 
 # -- local intervals -------------------------------------------------------------------------------
@@ -153,6 +173,12 @@ def local_intervals(request: StatisticsRequest) -> tuple[list[tuple[str, datetim
     starts[0] = (starts[0][0], low)
     ends = [start for _, start in starts[1:]] + [high]
     return [(label, start) for (label, start), end in zip(starts, ends, strict=True) if start < end], high
+
+
+def range_bounds(request: StatisticsRequest) -> tuple[datetime, datetime]:
+    """The range as naive UTC instants: its first second's start and its last second's end."""
+    tz = zone(request.timezone)
+    return _utc_start(request.start, tz), _utc_end(request.end, tz)
 
 
 def _floor(interval: Interval, moment: datetime) -> datetime:
@@ -230,26 +256,111 @@ def _local(utc: datetime, tz: ZoneInfo) -> datetime:
 # -- the response ----------------------------------------------------------------------------------
 
 
+Values = Annotated[
+    dict[str, str],
+    Field(
+        description="Per currency (ISO 4217), the exact sum of the conversions' values", examples=[{"EUR": "310.50"}]
+    ),
+]
+
+
 class StatisticsPoint(BaseModel):
     datetime: str
     conversions: int
+    values: Values
+
+
+class GoalRow(BaseModel):
+    """With group_by=goal: one goal's conversions over the range."""
+
+    goal_id: int
+    website_id: int
+    conversions: int
+    values: Values
+
+
+class WebsiteRow(BaseModel):
+    """With group_by=website: one website's conversions over the range."""
+
+    website_id: int
+    conversions: int
+    values: Values
 
 
 class StatisticsMeta(BaseModel):
     total: int
+    values: Values
     interval: Interval
     timezone: str
 
 
 class StatisticsBody(BaseModel):
-    """Response of the statistics endpoint: every interval of the range, in order, zeros included."""
+    """Response of the statistics endpoint: every interval of the range, in order, zeros
+    included; with group_by, one row per goal or website with conversions in the range."""
 
-    data: list[StatisticsPoint]
+    data: list[StatisticsPoint] | list[GoalRow] | list[WebsiteRow]
     meta: StatisticsMeta
 
 
-def statistics_body(request: StatisticsRequest, labels: list[str], counts: list[int]) -> StatisticsBody:
-    """The response for the intervals' labels and their counts."""
-    data = [StatisticsPoint(datetime=label, conversions=count) for label, count in zip(labels, counts, strict=True)]
-    meta = StatisticsMeta(total=sum(counts), interval=request.interval, timezone=request.timezone)
-    return StatisticsBody(data=data, meta=meta)
+def _values(tally: Tally) -> dict[str, str]:
+    return {currency: format_amount(amount, currency) for currency, amount in tally.sums().items()}
+
+
+def _meta(request: StatisticsRequest, tallies: list[Tally]) -> StatisticsMeta:
+    whole = Tally()
+    for tally in tallies:
+        whole.add(tally)
+    return StatisticsMeta(
+        total=whole.conversions, values=_values(whole), interval=request.interval, timezone=request.timezone
+    )
+
+
+def statistics_body(request: StatisticsRequest, labels: list[str], tallies: list[Tally]) -> StatisticsBody:
+    """The response for the intervals' labels and their tallies."""
+    data = [
+        StatisticsPoint(datetime=label, conversions=tally.conversions, values=_values(tally))
+        for label, tally in zip(labels, tallies, strict=True)
+    ]
+    return StatisticsBody(data=data, meta=_meta(request, tallies))
+
+
+def breakdown_body(
+    repository: Repository,
+    user: User,
+    request: StatisticsRequest,
+    goal_id: int | None,
+    website_id: int | None,
+    low: datetime,
+    high: datetime,
+) -> StatisticsBody:
+    """The response with group_by: one row per goal or website of the user's that the filters
+    select and that has conversions in [low, high), most conversions first, then by id."""
+    groups = repository.statistics.groups(user, low, high)
+    rows: list[GoalRow] | list[WebsiteRow]
+    if request.group_by == "goal" or goal_id is not None:
+        goals = {goal["goal_id"]: goal for goal in repository.goals.all(user)}  # the existing ones, where they are
+        selected = {
+            gid: tally
+            for gid, tally in groups["GOAL"].items()
+            if gid in goals and goal_id in (None, gid) and website_id in (None, goals[gid]["website_id"])
+        }
+    if request.group_by == "goal":
+        rows = [
+            GoalRow(goal_id=gid, website_id=goals[gid]["website_id"], conversions=t.conversions, values=_values(t))
+            for gid, t in selected.items()
+        ]
+        rows.sort(key=lambda row: (-row.conversions, row.goal_id))
+        tallies = list(selected.values())
+    else:
+        if goal_id is not None:  # the goal's conversions, on its website
+            by_website = {goals[gid]["website_id"]: tally for gid, tally in selected.items()}
+        else:
+            by_website = {wid: t for wid, t in groups["WEBSITE"].items() if website_id in (None, wid)}
+        owned = repository.accounts.entities([("WEBSITE", wid) for wid in by_website])
+        kept = {
+            wid: t for wid, t in by_website.items() if owned.get(("WEBSITE", wid), {}).get("user_id") == user.user_id
+        }
+        rows = [WebsiteRow(website_id=wid, conversions=t.conversions, values=_values(t)) for wid, t in kept.items()]
+        tallies = list(kept.values())
+        rows.sort(key=lambda row: (-row.conversions, row.website_id))
+    return StatisticsBody(data=rows, meta=_meta(request, tallies))

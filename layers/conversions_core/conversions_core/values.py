@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 __all__ = [
     "BODY_SOURCE",
     "DATETIME_FORMAT",
+    "JSON_NUMBER",
     "MAX_ID",
     "RESULTS_PER_PAGE",
     "TEXT_SOURCE",
@@ -54,6 +55,8 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The JSON member that says where a normalised body came from (see conversions_core.bodies).
 BODY_SOURCE = "\x00source"
 TEXT_SOURCE = "text"
+# How a normalised JSON body carries a number with a point or an exponent: as the text written.
+JSON_NUMBER = "\x00number"
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 _LONGEST_ID_DIGITS = len(str(MAX_ID))
 _DIGITS_PER_CHUNK = 4000  # int() and str() refuse numbers of over 4,300 digits

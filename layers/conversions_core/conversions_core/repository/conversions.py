@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -98,9 +99,16 @@ class Conversions:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def create(self, user: User, goal: dict[str, Any], refs: dict[str, int | None]) -> StoredConversion:
-        """Record a conversion of one of the user's goals (checked by the caller): two items in
-        one transaction."""
+    def create(
+        self,
+        user: User,
+        goal: dict[str, Any],
+        refs: dict[str, int | None],
+        value: Decimal | None = None,
+        currency: str | None = None,
+    ) -> StoredConversion:
+        """Record a conversion of one of the user's goals (checked by the caller), worth `value`
+        in `currency` (both or neither): two items in one transaction."""
         for _ in range(_ID_DRAWS):
             now = self._clock()
             conversion = StoredConversion(
@@ -110,6 +118,8 @@ class Conversions:
                 user_id=user.user_id,
                 datetime=now.strftime(DATETIME_FORMAT),
                 **{name: refs.get(name) for name in REFERENCE_FIELDS},
+                value=value,
+                currency=currency,
             )
             operations = [self._put_item(conversion, 1, None), _put(listed_item(conversion))]
             try:

@@ -24,16 +24,18 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from conversions_core.errors import DomainError
 from conversions_core.repository import buckets
 from conversions_core.repository.dynamo import Cancelled, Table, to_dynamo
 from conversions_core.repository.items import StoredConversion
-from conversions_core.repository.keys import applied_key, count_attributes, count_key
+from conversions_core.repository.keys import applied_key, count_deltas, count_key
 from conversions_core.repository.stream import CONVERSION, StreamRecord
 
 MAX_TRANSACTION_ITEMS = 100
+MAX_BUCKET_ATTRIBUTES = 250  # "#a249 :d249, " is 13 characters: 250 of them stay under 4 KB
 MARKER_LIFETIME_SECONDS = 2 * 86400  # beyond the stream's 24 h retention: no retry outlives it
 _ATTEMPTS = 6
 
@@ -45,7 +47,7 @@ class CountChange:
     sequence: str
     event_id: str
     user_id: int
-    deltas: dict[tuple[str, str], int] = field(default_factory=dict)  # (bucket, attribute) -> +-n
+    deltas: dict[tuple[str, str], int | Decimal] = field(default_factory=dict)  # (bucket, attribute) -> +-n
 
 
 @dataclass
@@ -63,14 +65,14 @@ def count_change(record: StreamRecord) -> CountChange | None:
         return None
     some: StoredConversion = record.new or record.old
     change = CountChange(record.sequence, record.event_id, some.user_id)
-    for conversion, delta in ((record.old, -1), (record.new, +1)):
+    for conversion, sign in ((record.old, -1), (record.new, +1)):
         if conversion is None:
             continue
         moment = datetime.fromisoformat(conversion.datetime)
         for bucket in buckets.bucket_labels(moment):
-            for attribute in count_attributes(conversion):
+            for attribute, delta in count_deltas(conversion).items():
                 key = (bucket, attribute)
-                change.deltas[key] = change.deltas.get(key, 0) + delta
+                change.deltas[key] = change.deltas.get(key, 0) + sign * delta
     change.deltas = {key: delta for key, delta in change.deltas.items() if delta}
     return change if change.deltas else None
 
@@ -130,7 +132,7 @@ class Counter:
         return {marker["event_id"] for marker in markers}
 
     def _operations(self, chunk: list[CountChange]) -> list[dict[str, Any]]:
-        sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        sums: dict[str, dict[str, int | Decimal]] = defaultdict(lambda: defaultdict(int))
         for change in chunk:
             for (bucket, attribute), delta in change.deltas.items():
                 sums[bucket][attribute] += delta
@@ -140,23 +142,29 @@ class Counter:
 
 
 def _chunks(changes: list[CountChange]) -> list[list[CountChange]]:
-    """Consecutive records whose buckets and markers fit in one transaction."""
+    """Consecutive records whose buckets and markers fit in one transaction, with at most
+    MAX_BUCKET_ATTRIBUTES attributes added to a bucket (an update expression is at most 4 KB)."""
     chunks: list[list[CountChange]] = []
     current: list[CountChange] = []
-    bucket_items: set[str] = set()
+    attributes: dict[str, set[str]] = defaultdict(set)
     for change in changes:
-        wanted = bucket_items | {bucket for bucket, _ in change.deltas}
-        if current and len(wanted) + len(current) + 1 > MAX_TRANSACTION_ITEMS:
+        wanted = defaultdict(set, {bucket: set(names) for bucket, names in attributes.items()})
+        for bucket, attribute in change.deltas:
+            wanted[bucket].add(attribute)
+        too_many = len(wanted) + len(current) + 1 > MAX_TRANSACTION_ITEMS
+        if current and (too_many or max(map(len, wanted.values())) > MAX_BUCKET_ATTRIBUTES):
             chunks.append(current)
-            current, wanted = [], {bucket for bucket, _ in change.deltas}
+            current, wanted = [], defaultdict(set)
+            for bucket, attribute in change.deltas:
+                wanted[bucket].add(attribute)
         current.append(change)
-        bucket_items = wanted
+        attributes = wanted
     if current:
         chunks.append(current)
     return chunks
 
 
-def _add_counts(user_id: int, bucket: str, deltas: dict[str, int]) -> dict[str, Any] | None:
+def _add_counts(user_id: int, bucket: str, deltas: dict[str, int | Decimal]) -> dict[str, Any] | None:
     deltas = {attribute: delta for attribute, delta in deltas.items() if delta}
     if not deltas:
         return None

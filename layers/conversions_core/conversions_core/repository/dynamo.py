@@ -127,7 +127,12 @@ def to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
 
 def from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
     plain = {k: _deserializer.deserialize(v) for k, v in item.items()}
-    return {k: int(v) if isinstance(v, Decimal) else v for k, v in plain.items()}
+    return {k: _number(v) if isinstance(v, Decimal) else v for k, v in plain.items()}
+
+
+def _number(value: Decimal) -> int | Decimal:
+    """A whole number as an int (ids, counts); an amount with a fraction stays an exact Decimal."""
+    return int(value) if value == value.to_integral_value() else value
 
 
 class Cancelled(Exception):

@@ -38,11 +38,11 @@ class Importer:
         scope = Scope("USER", user_id)
         return self._edge(scope, ascending=True), self._edge(scope, ascending=False)
 
-    def first_conversion(self, goal_id: int) -> Conversion | None:
+    def first_conversion(self, goal_id: int) -> StoredConversion | None:
         """The goal's oldest conversion already stored (None when it has none)."""
         return self._edge(Scope("GOAL", goal_id), ascending=True)
 
-    def _edge(self, scope: Scope, ascending: bool) -> Conversion | None:
+    def _edge(self, scope: Scope, ascending: bool) -> StoredConversion | None:
         low, high = sort_bounds(None, None)
         page = next(
             self.table.query(

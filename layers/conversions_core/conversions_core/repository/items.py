@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 REFERENCE_FIELDS = ("visitor_id", "session_id", "event_id")
@@ -44,6 +45,14 @@ def _datetime(item: dict[str, Any], name: str = "datetime") -> str:
     return value
 
 
+def _worth(item: dict[str, Any]) -> tuple[Decimal | None, str | None]:
+    """An item's value and currency: both, or neither when either is missing or unreadable."""
+    value, currency = item.get("value"), item.get("currency")
+    if isinstance(value, bool) or not isinstance(value, int | Decimal) or value < 0 or not isinstance(currency, str):
+        return None, None
+    return Decimal(value), currency
+
+
 @dataclass(frozen=True)
 class StoredConversion:
     """A conversion as the data table holds it."""
@@ -56,10 +65,13 @@ class StoredConversion:
     visitor_id: int | None = None
     session_id: int | None = None
     event_id: int | None = None
+    value: Decimal | None = None  # with `currency`, or neither: what the conversion was worth
+    currency: str | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> StoredConversion:
         """The conversion of an item by id, a listed item or a stream image; UnreadableItem."""
+        value, currency = _worth(item)
         return cls(
             id=_id(item, "id"),
             goal_id=_id(item, "goal_id"),
@@ -67,6 +79,8 @@ class StoredConversion:
             user_id=_id(item, "user_id"),
             datetime=_datetime(item),
             **{name: _id(item, name, optional=True) for name in REFERENCE_FIELDS},
+            value=value,
+            currency=currency,
         )
 
     def fields(self) -> dict[str, Any]:

@@ -24,8 +24,10 @@ conversions; a `JOB#` item carries such a job over to the next invocation when i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from conversions_core.repository.items import StoredConversion
@@ -98,6 +100,62 @@ def count_partition(user_id: int) -> str:
 def count_attributes(conversion: StoredConversion) -> list[str]:
     """The attributes a conversion adds 1 to in each of its user's buckets."""
     return [USER_TOTAL, f"w{conversion.website_id}", f"g{conversion.goal_id}"]
+
+
+def count_deltas(conversion: StoredConversion) -> dict[str, int | Decimal]:
+    """What a conversion adds to each of its user's buckets: 1 to its user's, website's and
+    goal's counts; with a value, per currency, the value to their sums (`g3:EUR`) and 1 to their
+    counts of valued conversions (`g3:EUR:n`, so that a sum of 0.00 is told from no value)."""
+    deltas: dict[str, int | Decimal] = {}
+    for attribute in count_attributes(conversion):
+        deltas[attribute] = 1
+        if conversion.value is not None and conversion.currency is not None:
+            deltas[f"{attribute}:{conversion.currency}"] = conversion.value
+            deltas[f"{attribute}:{conversion.currency}:n"] = 1
+    return deltas
+
+
+@dataclass
+class Tally:
+    """Conversions counted, and per currency the sum of their values and how many had one."""
+
+    conversions: int = 0
+    values: dict[str, tuple[Decimal, int]] = field(default_factory=dict)
+
+    def add(self, other: Tally, sign: int = 1) -> None:
+        self.conversions += sign * other.conversions
+        for currency, (amount, valued) in other.values.items():
+            total, count = self.values.get(currency, (Decimal(0), 0))
+            self.values[currency] = (total + sign * amount, count + sign * valued)
+
+    def sums(self) -> dict[str, Decimal]:
+        """Per currency with valued conversions, the sum of their values."""
+        return {currency: amount for currency, (amount, valued) in sorted(self.values.items()) if valued > 0}
+
+
+def bucket_tallies(item: dict[str, Any], kind: str) -> dict[int | None, Tally]:
+    """The tallies a count bucket item holds per scope of `kind`: USER (one, keyed None),
+    WEBSITE or GOAL (keyed by id)."""
+    prefix = {"USER": USER_TOTAL, "WEBSITE": "w", "GOAL": "g"}[kind]
+    tallies: dict[int | None, Tally] = defaultdict(Tally)
+    for name, number in item.items():
+        scope, _, rest = name.partition(":")
+        if kind == "USER" and scope == USER_TOTAL:
+            tally = tallies[None]
+        elif kind != "USER" and scope[:1] == prefix and scope[1:].isdigit():
+            tally = tallies[int(scope[1:])]
+        else:
+            continue
+        currency, _, valued = rest.partition(":")
+        if not currency:
+            tally.conversions += int(number)
+            continue
+        amount, count = tally.values.get(currency, (Decimal(0), 0))
+        if valued:
+            tally.values[currency] = (amount, count + int(number))
+        else:
+            tally.values[currency] = (amount + Decimal(number), count)
+    return dict(tallies)
 
 
 def applied_key(event_id: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from typing import Any
 from conversions_core.repository import buckets
 from conversions_core.repository.buckets import Run
 from conversions_core.repository.dynamo import Table, from_dynamo, to_dynamo
+from conversions_core.repository.items import StoredConversion
 from conversions_core.repository.keys import LISTED_FIELDS, Scope, count_partition, sort_bounds
 
 _SECOND = timedelta(seconds=1)
@@ -104,6 +105,14 @@ class Listing:
         if memo is not None:
             memo.append((run, spans))
         return spans
+
+    def conversions_between(self, user_id: int, scope: Scope, start: datetime, end: datetime) -> list[StoredConversion]:
+        """The scope's conversions from `start` to `end` (exclusive), at most a minute apart:
+        one Query reading what counts of them (statistics' part-minutes)."""
+        low, high = sort_bounds(_stamp(start), _stamp(end - _SECOND))
+        owner = user_id if scope.kind == "WEBSITE" else None  # a website's partition: the user's own only
+        pages = self._listed_query(scope, low, high, LISTED_FIELDS, owner=owner)
+        return [StoredConversion.from_item(from_dynamo(item)) for page in pages for item in page["Items"]]
 
     def _read_spans(self, user_id: int, scope: Scope, run: Run) -> list[Span]:
         if run.level is None:
