@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 3000
+# Origins a browser app may call `make run` from (CORS), comma-separated: CORS_ORIGINS=http://localhost:5173
+CORS_ORIGINS ?=
 
 # Deploy tooling (aws-sam-cli, cfn-lint) lives in its own venv: its pins would fight the project's.
 TOOLS := .venv-tools
@@ -39,7 +41,7 @@ run: install
 	@echo "Demo API key: demo-key"
 	@echo "Try: curl -H 'Authorization: Bearer demo-key' 'http://$(HOST):$(PORT)/api/goals-conversions?results_per_page=10'"
 	@echo "API docs: http://$(HOST):$(PORT)/docs"
-	$(BIN)/goals-conversions serve --host $(HOST) --port $(PORT) --seed seeds/demo.json
+	$(BIN)/goals-conversions serve --host $(HOST) --port $(PORT) --seed seeds/demo.json $(if $(CORS_ORIGINS),--cors-origin $(CORS_ORIGINS))
 
 # Two pytest workers (xdist), a test module each at a time: the machines have two cores.
 # Schemathesis makes a test of each operation at collection, which xdist's workers cannot share:

@@ -177,7 +177,9 @@ def own_tables(client: Any, prefix: str) -> dict[str, str]:
 
 
 @contextmanager
-def local_server(environment: dict[str, str]) -> Iterator[tuple[str, dict[str, Any]]]:
+def local_server(
+    environment: dict[str, str], cors_origins: tuple[str, ...] = ()
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """The local server (as in conftest's `local_api`) with its handlers loaded under `environment`;
     yields its URL and the handler modules by folder name."""
     from goals_conversions_local.server import LocalApi, make_server
@@ -185,7 +187,7 @@ def local_server(environment: dict[str, str]) -> Iterator[tuple[str, dict[str, A
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     try:
-        api = LocalApi(TEMPLATE)
+        api = LocalApi(TEMPLATE, cors_origins=cors_origins)
         handlers = {spec.short_name: api.functions.module(spec) for spec in TEMPLATE.functions()}
         services = Services.from_env()  # this server's tables, not those the process built first
         for module in handlers.values():

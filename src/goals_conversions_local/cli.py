@@ -113,6 +113,7 @@ def _import_beside(seed: Path) -> dict[str, int]:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from goals_conversions_local.cors import origins_option
     from goals_conversions_local.server import LocalApi, bind
 
     try:  # the port first: when it is taken, nothing is started or seeded
@@ -126,12 +127,15 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     try:
         template, functions, pump = prepare(args.seed, seed_beside=True)
-        httpd.api, httpd.access_log = LocalApi(template, functions), sys.stderr
+        origins = origins_option(args.cors_origin)
+        httpd.api, httpd.access_log = LocalApi(template, functions, origins), sys.stderr
         for spec in template.functions():
             functions.handler(spec)  # import every handler now, as warm containers
         pump.start()  # counts settle within a second of a write, as the deployed stream does
         print(f"Listening on http://{args.host}:{httpd.server_address[1]}", flush=True)
         print(f"API docs: http://{args.host}:{httpd.server_address[1]}/docs", file=sys.stderr)
+        if origins:
+            print("CORS: browser apps from " + ", ".join(origins), file=sys.stderr)
         database = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
         print(
             f"DynamoDB: {database} (AWS_ENDPOINT_URL_DYNAMODB for goals-conversions import)",
@@ -229,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=3000)
     serve_parser.add_argument("--seed", type=Path, help="seed file to load first")
+    serve_parser.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="let browser apps from this origin call the API (CORS), as CorsAllowedOrigins does deployed;"
+        " repeat it or give a comma-separated list; * for any",
+    )
     serve_parser.set_defaults(run=serve)
 
     invoke_parser = commands.add_parser("invoke", help="run one function's handler on an event file")

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from goals_conversions_local.cors import Cors
 from goals_conversions_local.docs import DocsPages
 from goals_conversions_local.http11 import HttpError, linger, read_request, write_response
 from goals_conversions_local.openapi import build_document, render
@@ -130,14 +131,24 @@ def _error(status: int, title: str) -> dict[str, Any]:
 
 
 class LocalApi:
-    """Routes HTTP requests to the template's functions."""
+    """Routes HTTP requests to the template's functions; with `cors_origins`, answers browsers
+    from those origins as the deployed API does (goals_conversions_local.cors)."""
 
-    def __init__(self, template: Template, functions: Functions | None = None):
+    def __init__(self, template: Template, functions: Functions | None = None, cors_origins: tuple[str, ...] = ()):
         self.functions = functions or Functions(template)
         self.routes = RouteTable(template.functions())
         self.docs = DocsPages(lambda: render(build_document(template, self.functions)))
+        self.cors = Cors.from_template(template, cors_origins)
 
     def handle(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes) -> dict[str, Any]:
+        if self.cors is None:
+            return self._route(method, raw_path, headers, body)
+        preflight = self.cors.preflight(method, headers)
+        if preflight is not None:
+            return preflight
+        return self.cors.answered(self._route(method, raw_path, headers, body), headers)
+
+    def _route(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes) -> dict[str, Any]:
         page = self.docs.handle(method, urlsplit(raw_path).path)
         if page is not None:
             return page

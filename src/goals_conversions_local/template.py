@@ -154,6 +154,15 @@ class Template:
             )
         return specs
 
+    def cors_configuration(self) -> dict[str, Any]:
+        """The HTTP API's CorsConfiguration as the template writes it when origins are given (its
+        AllowOrigins aside, a deploy parameter); empty when it has none."""
+        apis = [r for r in self.resources.values() if r["Type"] == "AWS::Serverless::HttpApi"]
+        config = apis[0].get("Properties", {}).get("CorsConfiguration") if apis else None
+        if isinstance(config, dict) and "Fn::If" in config:
+            config = config["Fn::If"][1]
+        return config if isinstance(config, dict) else {}
+
     def stream_functions(self) -> list[FunctionSpec]:
         return [spec for spec in self.functions() if spec.stream is not None]
 
