@@ -1,4 +1,5 @@
-"""`goals-conversions serve | invoke | import`: the API locally, one handler, or a seed load."""
+"""`goals-conversions serve | invoke | import | openapi | replay-failures`: the API locally, one handler, a seed
+load, the OpenAPI document, or the counting function's failures queue replayed."""
 
 from __future__ import annotations
 
@@ -211,6 +212,61 @@ def import_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def replay_failures(args: argparse.Namespace) -> int:
+    """The failures queue's records through the counting function: in this process on the local
+    database (AWS_ENDPOINT_URL_DYNAMODB, e.g. serve's), else the deployed function on AWS."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from goals_conversions_local.replay import Replayer, lambda_invoker, stack_resources
+    from goals_conversions_local.streams import streams_client
+
+    template = local_template()
+    [spec] = template.stream_functions()
+    assert spec.stream is not None
+    queue, function = args.queue, args.function
+    if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        from goals_conversions_local.embedded import use_local_credentials
+        from goals_conversions_local.runtime import Functions
+
+        use_local_credentials()
+        os.environ.setdefault("AWS_ENDPOINT_URL_SQS", os.environ["AWS_ENDPOINT_URL_DYNAMODB"])  # moto serves both
+        functions = Functions(template)
+        queue = queue or os.environ["FAILURES_QUEUE_URL"]
+
+        def invoke(event: dict[str, Any]) -> dict[str, Any]:
+            return functions.invoke(spec, event)
+
+    else:
+        try:
+            if args.stack:
+                found = stack_resources(
+                    boto3.client("cloudformation"), args.stack, spec.environment["FAILURES_QUEUE_URL"], spec.name
+                )
+                queue, function = queue or found[0], function or found[1]
+        except (BotoCoreError, ClientError) as error:
+            print(f"goals-conversions replay-failures: stack {args.stack}: {error}", file=sys.stderr)
+            return 2
+        if not (queue and function):
+            print(
+                "goals-conversions replay-failures: on AWS, name the stack (--stack) or the queue and the function"
+                " (--queue, --function); locally, set AWS_ENDPOINT_URL_DYNAMODB (serve prints it)",
+                file=sys.stderr,
+            )
+            return 2
+        invoke = lambda_invoker(boto3.client("lambda"), function)
+    sqs = boto3.client("sqs")
+    try:
+        url = queue if "://" in queue else sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    except (BotoCoreError, ClientError) as error:
+        print(f"goals-conversions replay-failures: no queue {queue}: {error}", file=sys.stderr)
+        return 2
+    _log_to_stderr()
+    report = Replayer(sqs, url, invoke, streams_client(), spec.stream.accepts).run()
+    print("\n".join(report.lines()))
+    return 1 if report.kept else 0
+
+
 def openapi(args: argparse.Namespace) -> int:
     from goals_conversions_local.embedded import use_local_credentials
     from goals_conversions_local.openapi import build_document, render
@@ -257,6 +313,21 @@ def main(argv: list[str] | None = None) -> int:
         "--no-count", dest="count", action="store_false", help="leave the stream to another consumer (serve's)"
     )
     import_parser.set_defaults(run=import_seed)
+
+    replay_parser = commands.add_parser(
+        "replay-failures",
+        help="re-drive the counting function's failures queue through it (each record counted once)",
+        description="Replays CountingFailuresQueue: records set aside and batches Lambda gave up on go through the"
+        " counting function again; a message is deleted once applied, and one that still cannot be replayed stays"
+        " and is reported (exit status 1). Locally (AWS_ENDPOINT_URL_DYNAMODB set, e.g. to serve's database) the"
+        " function runs in this process; otherwise the deployed one is invoked.",
+    )
+    replay_parser.add_argument("--stack", help="on AWS: the deployed stack, whose queue and counting function to use")
+    replay_parser.add_argument(
+        "--queue", help="the queue's URL or name (default: the stack's, or locally the template's)"
+    )
+    replay_parser.add_argument("--function", help="on AWS: the counting function's name (default: the stack's)")
+    replay_parser.set_defaults(run=replay_failures)
 
     openapi_parser = commands.add_parser("openapi", help="print the OpenAPI document generated from the handlers")
     openapi_parser.add_argument("--output", type=Path, help="write it to this file instead")

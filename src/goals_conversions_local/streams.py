@@ -131,7 +131,7 @@ class StreamPump:
                 break
             read += len(records)
             last = records[-1]["dynamodb"]["SequenceNumber"]
-            converted = [_lambda_record(record, arn) for record in records]
+            converted = [lambda_record(record, arn) for record in records]
             wanted += [record for record in converted if source.accepts(record)]
         if not read:
             return 0
@@ -208,14 +208,14 @@ class StreamPump:
         return self.functions.invoke(self.spec, event)
 
 
-def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     """A GetRecords record as Lambda hands it to a function (JSON-safe, with its stream's ARN)."""
     stream = dict(record["dynamodb"])
     created = stream.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
         stream["ApproximateCreationDateTime"] = int(created.timestamp())
-    lambda_record = {**record, "dynamodb": stream, "eventSourceARN": stream_arn}
+    delivered = {**record, "dynamodb": stream, "eventSourceARN": stream_arn}
     if "userIdentity" in record:  # GetRecords spells it PrincipalId/Type, a Lambda event principalId/type
         identity = record["userIdentity"]
-        lambda_record["userIdentity"] = {"type": identity.get("Type"), "principalId": identity.get("PrincipalId")}
-    return lambda_record
+        delivered["userIdentity"] = {"type": identity.get("Type"), "principalId": identity.get("PrincipalId")}
+    return delivered
