@@ -76,6 +76,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Regenerates docs/openapi.json from the handlers (a test fails while it is stale).
 openapi: install

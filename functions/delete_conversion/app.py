@@ -10,6 +10,7 @@ from conversions_core.params import ConversionIdPath
 app = new_app(PARAMETER_RULES, "conversions")
 
 
+# No return annotation: Powertools would take it for the response's model.
 @app.delete(
     "/api/goals-conversions/<conversion_id>",
     summary="Delete a conversion",
@@ -18,7 +19,7 @@ app = new_app(PARAMETER_RULES, "conversions")
     status_code=204,
     responses={204: {"description": "Deleted; no body"}},
 )
-def delete_conversion(conversion_id: ConversionIdPath, user: CurrentUser, services: AppServices):
+def delete_conversion(conversion_id: ConversionIdPath, user: CurrentUser, services: AppServices):  # type: ignore[no-untyped-def]
     services.repository.conversions.delete(user, conversion_id)
     count(CONVERSIONS_DELETED)
     return Response(204, None, "")

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -218,7 +219,7 @@ def replay_failures(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from goals_conversions_local.replay import Replayer, lambda_invoker, stack_resources
+    from goals_conversions_local.replay import Invoke, Replayer, lambda_invoker, stack_resources
     from goals_conversions_local.streams import streams_client
 
     template = local_template()
@@ -233,10 +234,7 @@ def replay_failures(args: argparse.Namespace) -> int:
         os.environ.setdefault("AWS_ENDPOINT_URL_SQS", os.environ["AWS_ENDPOINT_URL_DYNAMODB"])  # moto serves both
         functions = Functions(template)
         queue = queue or os.environ["FAILURES_QUEUE_URL"]
-
-        def invoke(event: dict[str, Any]) -> dict[str, Any]:
-            return functions.invoke(spec, event)
-
+        invoke: Invoke = partial(functions.invoke, spec)
     else:
         try:
             if args.stack:

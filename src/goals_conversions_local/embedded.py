@@ -79,7 +79,7 @@ def start_embedded_dynamodb(
 
         app = rule = ConflictRule(app, conflict_hold_seconds)
     server = make_server(host, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
-    server.conflict_rule = rule
+    server.conflict_rule = rule  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}"
 

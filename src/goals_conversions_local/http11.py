@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import BinaryIO
+from io import BufferedIOBase
 
 PROTOCOL = "HTTP/1.1"
 SERVER = "goals-conversions-local"
@@ -52,7 +52,7 @@ class Request:
     keep_alive: bool
 
 
-def read_request(rfile: BinaryIO, wfile: BinaryIO, max_body: int) -> Request | None:
+def read_request(rfile: BufferedIOBase, wfile: BufferedIOBase, max_body: int) -> Request | None:
     """The next request on the connection, or None when the client closed it between requests."""
     line = rfile.readline(MAX_REQUEST_LINE + 3)
     while line in (b"\r\n", b"\n"):  # stray empty lines between requests are allowed
@@ -109,7 +109,7 @@ def _request_line(text: str) -> tuple[str, str, str]:
     return method, target, version
 
 
-def _read_fields(rfile: BinaryIO) -> list[tuple[str, str]]:
+def _read_fields(rfile: BufferedIOBase) -> list[tuple[str, str]]:
     """Header (or trailer) fields up to the empty line that ends them."""
     fields: list[tuple[str, str]] = []
     size = 0
@@ -176,7 +176,7 @@ def _framing(version: str, headers: list[tuple[str, str]]) -> tuple[bool, int]:
     return False, int(number) if len(number) <= 18 else 10**18  # past any limit either way
 
 
-def _read_chunked(rfile: BinaryIO, max_body: int) -> bytes:
+def _read_chunked(rfile: BufferedIOBase, max_body: int) -> bytes:
     """The decoded body; chunk extensions and trailers are read and ignored."""
     body = bytearray()
     total = 0
@@ -210,7 +210,7 @@ def _read_chunked(rfile: BinaryIO, max_body: int) -> bytes:
     return bytes(body)
 
 
-def _discard(rfile: BinaryIO, count: int) -> None:
+def _discard(rfile: BufferedIOBase, count: int) -> None:
     while count > 0:
         data = rfile.read(min(count, 64 * 1024))
         if not data:
@@ -223,7 +223,7 @@ def _too_large(max_body: int) -> str:
 
 
 def write_response(
-    wfile: BinaryIO,
+    wfile: BufferedIOBase,
     status: int,
     headers: list[tuple[str, str]],
     body: bytes,

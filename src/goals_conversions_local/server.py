@@ -155,12 +155,12 @@ class LocalApi:
         match = self.routes.match(method, urlsplit(raw_path).path)
         if match is None:
             return _error(404, "No such endpoint")
-        if match == "method":
+        if isinstance(match, str):  # "method": only the method is wrong
             allowed = self.routes.allowed(urlsplit(raw_path).path)
             response = _error(405, f"Method {method} is not allowed on this path")
             response["headers"]["Allow"] = ", ".join(allowed)
             return response
-        route, spec, parameters = match  # type: ignore[misc]
+        route, spec, parameters = match
         event = build_event(method, raw_path, headers, body, route, parameters)
         try:
             return self.functions.invoke(spec, event)

@@ -75,7 +75,7 @@ def errors_body(status: int, problems: list[Problem]) -> dict[str, Any]:
     return {"errors": errors}
 
 
-def error_response(error: DomainError) -> Response:
+def error_response(error: DomainError) -> Response[str]:
     """The contract's error response for a domain error: its status, body and headers."""
     status = next(status for kind, status in _STATUSES if isinstance(error, kind))
     headers = {}
@@ -91,7 +91,7 @@ def error_response(error: DomainError) -> Response:
     return Response(status, JSON, json.dumps(errors_body(status, error.problems), separators=(",", ":")), headers)
 
 
-def _unexpected() -> Response:
+def _unexpected() -> Response[str]:
     logger.exception("Unhandled error")
     return Response(500, JSON, json.dumps(errors_body(500, [Problem("Internal server error")])))
 
@@ -142,25 +142,25 @@ def new_app(rules: dict[str, str], part: str) -> HttpApiResolver:
     app = HttpApiResolver(enable_validation=True)
 
     @app.exception_handler(DomainError)
-    def _domain(error: DomainError) -> Response:
+    def _domain(error: DomainError) -> Response[str]:
         return error_response(error)
 
     @app.exception_handler(DependencyResolutionError)
-    def _dependency(error: DependencyResolutionError) -> Response:
+    def _dependency(error: DependencyResolutionError) -> Response[str]:
         cause = error.__cause__
         return error_response(cause) if isinstance(cause, DomainError) else _unexpected()
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(error: RequestValidationError) -> Response:
+    def _invalid(error: RequestValidationError) -> Response[str]:
         repeated = _repeated_query_names(app.current_event.raw_event)
         return error_response(validation_error(error, rules, repeated))
 
     @app.not_found
-    def _no_route(_: Exception) -> Response:
+    def _no_route(_: Exception) -> Response[str]:
         return error_response(NotFoundError(Problem("No such endpoint")))
 
     @app.exception_handler(Exception)
-    def _unexpected_error(_: Exception) -> Response:
+    def _unexpected_error(_: Exception) -> Response[str]:
         return _unexpected()
 
     return app
@@ -264,7 +264,7 @@ def _normalise_body(event: dict[str, Any], content_type: str | None) -> None:
     event["headers"] = {**(event.get("headers") or {}), "content-type": JSON}
 
 
-def _proxy(response: Response) -> dict[str, Any]:
+def _proxy(response: Response[str]) -> dict[str, Any]:
     """A response built outside the resolver, as the resolver builds one for payload 2.0."""
     return {
         "statusCode": response.status_code,
@@ -286,7 +286,7 @@ def list_response(
     per_page: int,
     kept: tuple[str, ...],
     public_base_url: str | None,
-) -> Response:
+) -> Response[str]:
     """A list's body (`body` model): data, meta, and links that page through the same query,
     keeping the list parameters (`kept`) the request sent."""
     event = app.current_event

@@ -51,7 +51,8 @@ class OnceOnly:
             self._config.register_lambda_context(self._context)
         self._made = None
         try:
-            return once(request={"user_id": user_id, "key": key, "fields": fields})
+            answer: dict[str, Any] = once(request={"user_id": user_id, "key": key, "fields": fields})
+            return answer
         except IdempotencyAlreadyInProgressError:
             raise ConflictError(
                 Problem("A request with this Idempotency-Key is still in progress; retry shortly", "Idempotency-Key"),
@@ -91,4 +92,5 @@ class OnceOnly:
             return self._made
 
         self._once = once
-        return once
+        built: Callable[..., Any] = once
+        return built

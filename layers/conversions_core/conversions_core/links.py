@@ -26,7 +26,7 @@ def valid_host(value: str | None) -> bool:
     if not value or len(value) > 255:
         return False
     match = _HOST.fullmatch(value)
-    return bool(match) and int(match["port"] or 0) <= 65535
+    return match is not None and int(match["port"] or 0) <= 65535
 
 
 def base_url(

@@ -33,7 +33,8 @@ class TrailingSlashRoutes:
 
     @staticmethod
     def _compile_regex(rule: str, base_regex: str = "^{}$") -> re.Pattern[str]:
-        return ApiGatewayResolver._compile_regex(rule, _WITH_OR_WITHOUT_SLASH)
+        pattern: re.Pattern[str] = ApiGatewayResolver._compile_regex(rule, _WITH_OR_WITHOUT_SLASH)
+        return pattern
 
 
 def routes(app: ApiGatewayResolver) -> list[Route]:

@@ -227,8 +227,7 @@ class _Checker:
                 self.problems.append(f"goals[{index}]: website {goal.website_id} does not exist")
         for section in ("visitors", "sessions", "events"):
             for index, record in enumerate(getattr(self.seed, section)):
-                website = self.lookup("WEBSITE", record.website_id)
-                if website is None:
+                if self.lookup("WEBSITE", record.website_id) is None:
                     self.problems.append(f"{section}[{index}]: website {record.website_id} does not exist")
         for index, session in enumerate(self.seed.sessions):
             self._check_parent(f"sessions[{index}]", "VISITOR", session.visitor_id, session.website_id)

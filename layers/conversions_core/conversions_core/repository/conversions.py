@@ -7,11 +7,11 @@ are kept off the request path, from the table's stream (see counting.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from conversions_core.errors import ConflictError, Problem, not_found
 from conversions_core.repository import ids
@@ -34,6 +34,8 @@ from conversions_core.repository.keys import (
     listed_key,
 )
 from conversions_core.repository.listing import Listing
+
+T = TypeVar("T")
 
 _ID_DRAWS = 5
 
@@ -76,7 +78,7 @@ class Conversions:
             return Page([], 0)
         return Page([conversion_from_item(i) for i in items], total)
 
-    def _owns_website(self, user: User, website_id: int, items: list[dict[str, Any]]) -> bool:
+    def _owns_website(self, user: User, website_id: int, items: Sequence[dict[str, Any]]) -> bool:
         """Whether a listed website is the user's. A website's conversions carry their owner, so a
         page that has any says it; only an empty page costs a read of the website."""
         if items:
@@ -187,7 +189,7 @@ def _put(item: dict[str, Any]) -> dict[str, Any]:
     return {"Put": {"Item": to_dynamo(item)}}
 
 
-def _changing(table: Table, attempt: Callable[[], Any]) -> Any:
+def _changing(table: Table, attempt: Callable[[], T]) -> T:
     """Run a read-then-write of one conversion, again from the read when another request changed
     the conversion in between (its version moved, or a transaction held it)."""
     for _ in range(3):

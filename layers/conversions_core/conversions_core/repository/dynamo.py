@@ -161,7 +161,8 @@ def call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
     """One DynamoDB call. A refused transaction or condition is `Cancelled`; throttling and
     server faults that outlast the retries, or a call with no time left for it, a 503."""
     try:
-        return getattr(client, operation)(**kwargs)
+        response: dict[str, Any] = getattr(client, operation)(**kwargs)
+        return response
     except ClientError as error:
         code = error.response["Error"]["Code"]
         reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]

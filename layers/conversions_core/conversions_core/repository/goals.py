@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from conversions_core.errors import ConflictError, Problem, not_found
 from conversions_core.repository import ids
@@ -20,10 +20,12 @@ from conversions_core.repository.dynamo import Cancelled, Table, from_dynamo, to
 from conversions_core.repository.items import DATETIME_FORMAT, User
 from conversions_core.repository.keys import USER_INDEX, entity_key, goal_item, goal_key_key, goals_partition
 
+T = TypeVar("T")
+
 _DRAWS = 5
 # What a goal item holds besides its keys and version: the goal's fields.
-STORED_FIELDS = ("goal_id", "user_id", "website_id", "type", "name", "path", "key", "scroll_percentage")
-STORED_FIELDS += ("is_enabled", "datetime", "last_datetime")
+STORED_FIELDS: tuple[str, ...] = ("goal_id", "user_id", "website_id", "type", "name", "path", "key")
+STORED_FIELDS += ("scroll_percentage", "is_enabled", "datetime", "last_datetime")
 
 
 def stored_goal(item: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +139,7 @@ def _free_key(website_id: int, key: str | None) -> dict[str, Any]:
     return {"Delete": {"Key": to_dynamo(goal_key_key(website_id, key or ""))}}
 
 
-def _changing(table: Table, attempt: Callable[[], Any]) -> Any:
+def _changing(table: Table, attempt: Callable[[], T]) -> T:
     """A read-then-write of one goal, again from the read when another request changed it."""
     for _ in range(3):
         try:

@@ -61,7 +61,7 @@ class Listing:
         memo: list[tuple[Run, list[Span]]] = []  # the bucket runs read, for the page's search to reuse
         # A later page walks the range's additive cover: the total is taken from the same runs.
         total = self.count(user_id, scope, start, end, memo, additive=bool(skip))
-        bounds = sort_bounds(low and _stamp(low), high and _stamp(high))
+        bounds = sort_bounds(_stamp(low) if low else None, _stamp(high) if high else None)
         first = skip
         if skip:  # the first page is read as it is; a later one is found from the counts
             if skip >= total:
