@@ -98,7 +98,8 @@ class Statistics:
                 found[bucket] = _summed(self.listing.conversions_between(user_id, scope, bucket[1], bucket[2]))
             else:
                 whole.add((bucket[0], bucket[1]))
-        found.update(self._buckets(user_id, whole))
+        for bucket, item in self._buckets(user_id, whole).items():
+            found[bucket] = item
         return found
 
     def _buckets(self, user_id: int, wanted: set[Bucket]) -> dict[Bucket, Item]:
