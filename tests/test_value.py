@@ -18,6 +18,8 @@ from functions.create_goal import app as create_goal_app
 from functions.delete_conversion import app as delete_app
 from functions.delete_goal import app as delete_goal_app
 from functions.get_conversion import app as get_app
+from functions.get_goal import app as get_goal_app
+from functions.list_goals import app as list_goals_app
 from functions.list_conversions import app as list_app
 from functions.update_conversion import app as update_app
 from functions.update_goal import app as update_goal_app
@@ -167,6 +169,10 @@ def test_a_create_takes_the_goals_default_or_its_currency(tenant):
 
 def test_a_goals_default_follows_the_value_rules_and_changes_no_recorded_conversion(tenant):
     goal = goal_with_default(tenant, "19.9", "EUR")
+    fetched_goal = invoke(get_goal_app, goal_event("get_goal", tenant, goal)).json["data"]
+    assert (fetched_goal["value"], fetched_goal["currency"]) == ("19.90", "EUR")
+    listed_goals = invoke(list_goals_app, api_event("list_goals", headers=tenant.auth, query={})).json["data"]
+    assert [(g["value"], g["currency"]) for g in listed_goals if g["id"] == goal] == [("19.90", "EUR")]
     recorded = create(tenant, {"goal_id": goal}).json["data"]
     for fields, parameter in (
         ({"value": "5"}, "currency"),

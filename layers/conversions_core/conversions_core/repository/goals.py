@@ -25,7 +25,7 @@ T = TypeVar("T")
 _DRAWS = 5
 # What a goal item holds besides its keys and version: the goal's fields.
 STORED_FIELDS: tuple[str, ...] = ("goal_id", "user_id", "website_id", "type", "name", "path", "key")
-STORED_FIELDS += ("scroll_percentage", "is_enabled", "datetime", "last_datetime")
+STORED_FIELDS += ("scroll_percentage", "is_enabled", "value", "currency", "datetime", "last_datetime")
 
 
 def stored_goal(item: dict[str, Any]) -> dict[str, Any]:
