@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,35 +178,64 @@ def own_tables(client: Any, prefix: str) -> dict[str, str]:
 
 @contextmanager
 def local_server(
-    environment: dict[str, str], cors_origins: tuple[str, ...] = ()
+    environment: dict[str, str],
+    prepare: Callable[[Any, Any], None] | None = None,
+    cors_origins: tuple[str, ...] = (),
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """The local server (as in conftest's `local_api`) with its handlers loaded under `environment`;
-    yields its URL and the handler modules by folder name."""
+    yields its URL and the handler modules by folder name (each function's first instance)."""
+    with serving(environment, prepare, cors_origins) as parts:
+        yield parts.url, parts.handlers
+
+
+@contextmanager
+def serving(
+    environment: dict[str, str],
+    prepare: Callable[[Any, Any], None] | None = None,
+    cors_origins: tuple[str, ...] = (),
+) -> Iterator[Any]:
+    """`local_server`'s parts: url, handlers, functions (runtime.Functions), pump (its stream
+    pump, in PUMPS, not started) and server.
+
+    Every handler-module instance the server loads, then or later (when requests come at once),
+    gets this server's services; `prepare(spec, module)` is then called on it too. An instance
+    of the counting function loaded later would read the process's tables: the pump invokes it
+    one batch at a time, so it keeps its first."""
+    from types import SimpleNamespace
+
+    from goals_conversions_local.runtime import Functions
     from goals_conversions_local.server import LocalApi, make_server
 
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     try:
-        api = LocalApi(TEMPLATE, cors_origins=cors_origins)
-        handlers = {spec.short_name: api.functions.module(spec) for spec in TEMPLATE.functions()}
         services = Services.from_env()  # this server's tables, not those the process built first
-        for module in handlers.values():
+
+        def with_services(spec: Any, module: Any) -> None:
             if hasattr(module, "app"):
                 module.app.dependency_overrides[get_services] = lambda: services
+            if prepare is not None:
+                prepare(spec, module)
+
+        functions = Functions(TEMPLATE, prepare=with_services)
+        api = LocalApi(TEMPLATE, functions, cors_origins)
+        handlers = {spec.short_name: functions.module(spec) for spec in TEMPLATE.functions()}
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name)
             else:
                 os.environ[name] = value
-    pump = StreamPump(TEMPLATE, api.functions, environment["DATA_TABLE_NAME"], embedded=True)
+    pump = StreamPump(TEMPLATE, functions, environment["DATA_TABLE_NAME"], embedded=True)
     PUMPS.append(pump)
     server = make_server(api, "127.0.0.1", 0, access_log=None)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handlers
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield SimpleNamespace(url=url, handlers=handlers, functions=functions, pump=pump, server=server)
     finally:
         server.shutdown()
+        server.server_close()
         PUMPS.remove(pump)
 
 

@@ -1,4 +1,15 @@
-"""Runs the template's Lambda handlers in this process, as SAM would in a container."""
+"""Runs the template's Lambda handlers in this process, as Lambda runs them in containers.
+
+Lambda runs one invocation at a time in a container, and as many containers of a function as
+there are invocations at once. Here each function has a pool of loaded handler-module instances
+(the containers): an invocation takes an idle instance, or loads a new one (a cold start: the
+module's init runs again), runs alone on it, and gives it back. Invocations of different
+requests, and the stream pump's, run at once on their own threads, never on a shared module
+instance. The layer and Powertools are imported once for all instances: what Powertools keeps
+per request on shared objects is made per thread (per_thread.py). Each DynamoDB call of the
+embedded database is applied alone (embedded.REQUEST_LOCK), as DynamoDB applies each call
+atomically, so a long job (a goal's cascade) and requests interleave call by call.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +24,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from goals_conversions_local import per_thread
 from goals_conversions_local.template import FunctionSpec, Template
 
-# Powertools keeps the current event on the resolver class, so handlers must not overlap in
-# one process; one lock stands in for Lambda's one-request-per-container.
-_invoke_lock = threading.Lock()
+# Called with each handler-module instance a Functions loads, before its first invocation.
+Prepare = Callable[[FunctionSpec, ModuleType], None]
 # Locally no timeout is enforced (the embedded database is far slower than DynamoDB, and its
 # client waits up to DYNAMODB_TIMEOUT_SECONDS): a context says Lambda's longest, 15 minutes.
 LOCAL_REMAINING_MILLIS = 900_000
@@ -48,29 +59,85 @@ def apply_environment(template: Template) -> None:
 
 
 class Functions:
-    """Loads handler modules from their CodeUri once, like warm containers."""
+    """The template's functions, each with a pool of loaded handler-module instances.
 
-    def __init__(self, template: Template):
+    `invoke` runs on an idle instance, the first loaded first (so invocations one after the
+    other run on one instance, like a warm container), or on a new one when all are busy.
+    `prepare(spec, module)`, when given, is called on every instance loaded (tests point the
+    instances at tables of their own); otherwise an instance loads with the environment as it
+    is when it loads, as the first one did."""
+
+    def __init__(self, template: Template, prepare: Prepare | None = None):
+        per_thread.install()
         self.template = template
-        self._modules: dict[str, ModuleType] = {}
+        self.prepare = prepare
+        self.cold_starts = 0
+        self._lock = threading.Lock()
+        self._loaded: dict[str, list[ModuleType]] = {}  # in the order of their numbers
+        self._idle: dict[str, list[ModuleType]] = {}
+        self._numbers: dict[int, int] = {}  # id(instance) -> its number in its function's pool
+        self._counts: dict[str, int] = {}  # instances loaded or loading, per function
 
     def module(self, spec: FunctionSpec) -> ModuleType:
-        """The function's handler module, loaded once from its CodeUri (as Lambda's init does),
-        with the environment as it is now."""
-        if spec.name not in self._modules:
-            module_name = spec.handler.rsplit(".", 1)[0]
-            path = spec.code_dir / f"{module_name}.py"
-            self._modules[spec.name] = load_module(f"local_{spec.short_name}_{module_name}", path)
-        return self._modules[spec.name]
+        """The function's first handler-module instance, loaded now if none is (as Lambda's init
+        does): the one tests and benchmarks reach into, and the one sequential invocations use."""
+        with self._lock:
+            if self._loaded.get(spec.name):
+                return self._loaded[spec.name][0]
+        self._release(spec, self._load(spec))
+        with self._lock:
+            return self._loaded[spec.name][0]
+
+    def instances(self, spec: FunctionSpec) -> list[ModuleType]:
+        """Every instance of the function loaded so far, the first first."""
+        with self._lock:
+            return list(self._loaded.get(spec.name, []))
 
     def handler(self, spec: FunctionSpec) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-        return getattr(self.module(spec), spec.handler.rsplit(".", 1)[1])
+        return getattr(self.module(spec), _handler_name(spec))
 
     def invoke(self, spec: FunctionSpec, event: dict[str, Any]) -> dict[str, Any]:
+        """Run the function's handler on `event` on an instance of its own; returns its response."""
         context = LambdaContext(spec.name, str(uuid.uuid4()))
-        handler = self.handler(spec)
-        with _invoke_lock:
-            return handler(event, context)
+        instance = self._acquire(spec)
+        try:
+            return getattr(instance, _handler_name(spec))(event, context)
+        finally:
+            self._release(spec, instance)
+
+    def _acquire(self, spec: FunctionSpec) -> ModuleType:
+        with self._lock:
+            idle = self._idle.get(spec.name)
+            if idle:
+                return idle.pop(0)
+        return self._load(spec)
+
+    def _release(self, spec: FunctionSpec, instance: ModuleType) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(spec.name, [])
+            idle.append(instance)
+            idle.sort(key=lambda module: self._numbers[id(module)])
+
+    def _load(self, spec: FunctionSpec) -> ModuleType:
+        """A new instance of the function's handler module (a cold start)."""
+        with self._lock:
+            self.cold_starts += 1
+            number = self._counts[spec.name] = self._counts.get(spec.name, 0) + 1
+        module_name = spec.handler.rsplit(".", 1)[0]
+        name = f"local_{spec.short_name}_{module_name}" + (f"_{number}" if number > 1 else "")
+        instance = load_module(name, spec.code_dir / f"{module_name}.py")
+        if self.prepare is not None:
+            self.prepare(spec, instance)
+        with self._lock:
+            self._numbers[id(instance)] = number
+            loaded = self._loaded.setdefault(spec.name, [])
+            loaded.append(instance)
+            loaded.sort(key=lambda module: self._numbers[id(module)])
+        return instance
+
+
+def _handler_name(spec: FunctionSpec) -> str:
+    return spec.handler.rsplit(".", 1)[1]
 
 
 def load_module(name: str, path: Path) -> ModuleType:

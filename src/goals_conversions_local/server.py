@@ -177,10 +177,15 @@ def _response_headers(response: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 class LocalServer(socketserver.ThreadingTCPServer):
-    """Listening as soon as it is made (see `bind`); `api` is attached before `serve_forever`."""
+    """Listening as soon as it is made (see `bind`); `api` is attached before `serve_forever`.
+
+    A thread per connection; the handlers run at once (runtime.Functions). The listen backlog
+    holds the connections not yet accepted: socketserver's default of 5 reset some of 20
+    clients connecting at once."""
 
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = 5
     api: LocalApi
     access_log: Any = None
     max_body = MAX_REQUEST_BYTES
