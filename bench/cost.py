@@ -21,7 +21,7 @@ Assumptions, all here:
 - Billed duration: CPU time scaled plus DynamoDB waits, rounded up to the millisecond.
 - A create with an Idempotency-Key, list pages past the first and statistics are priced too.
 
-Usage: `make cost` (or `.venv/bin/python bench/cost.py [--runs N] [--json] [--output bench/results]`).
+Usage: `make cost` (or `.venv/bin/python bench/cost.py [--runs N] [--size N] [--json] [--output bench/results]`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import math
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from urllib.parse import urlencode
 
 import boto3
 import moto_speedup
-from imports import run_once
+from imports import LAYER, Runtime, run_once
 from loading import conversion_id, load_conversions
 from report import publish
 from units import Call, Recorder
@@ -82,7 +83,7 @@ PRICE = {
 TARGETS = {"list": 2.50, "get": 2.30, "create": 8.00}  # USD per million (the issue)
 TARGET_BATCH = 100  # the create's target includes the counting function's share at this batch size
 KEY = "demo-key"
-CONVERSIONS = 10_000  # of website 1 over the last year, goals 1 and 2
+CONVERSIONS = 10_000  # of website 1 over the last year, goals 1 and 2 (--size)
 PER_PAGE = 25
 COUNTING_BATCHES = (1, 100)
 
@@ -128,7 +129,7 @@ class Measured:
         }
 
 
-def setup() -> tuple[Functions, Template, Repository, Recorder, list[int]]:
+def setup(size: int) -> tuple[Functions, Template, Repository, Recorder, list[int]]:
     dynamodb_endpoint()
     template = Template()
     apply_environment(template)
@@ -142,15 +143,15 @@ def setup() -> tuple[Functions, Template, Repository, Recorder, list[int]]:
     recorder = Recorder(REGION)
     repository = Repository.build(recorder.attach(client), os.environ["DATA_TABLE_NAME"])
     load_seed(repository, seed)
-    conversions = year_of_conversions()
+    conversions = year_of_conversions(size)
     load_conversions(os.environ["DATA_TABLE_NAME"], conversions)
     return Functions(template), template, repository, recorder, [c.id for c in conversions]
 
 
-def year_of_conversions() -> list[StoredConversion]:
-    rng = random.Random(CONVERSIONS)
+def year_of_conversions(size: int) -> list[StoredConversion]:
+    rng = random.Random(size)
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    moments = sorted(now - timedelta(seconds=rng.randrange(365 * 86400)) for _ in range(CONVERSIONS))
+    moments = sorted(now - timedelta(seconds=rng.randrange(365 * 86400)) for _ in range(size))
     taken: set[int] = set()
     return [
         StoredConversion(
@@ -222,11 +223,11 @@ class Runner:
         return measured
 
 
-def measure(runs: int) -> tuple[list[Measured], dict[str, Measured], dict[str, int]]:
-    functions, template, repository, recorder, stored = setup()
+def measure(runs: int, size: int) -> tuple[list[Measured], dict[str, Measured], dict[str, int]]:
+    functions, template, repository, recorder, stored = setup(size)
     runner = Runner(functions, template, recorder)
     count = 5 + runs
-    middle = max(1, CONVERSIONS // PER_PAGE // 2)
+    middle = max(1, size // PER_PAGE // 2)
     list_query = {"website_id": "1", "order_type": "DESC", "results_per_page": str(PER_PAGE)}
     results = [
         runner.run("list (page 1)", "list_conversions", [event("list_conversions", query=list_query)] * count, 200),
@@ -281,6 +282,11 @@ def counting_shares(runner: Runner, repository: Repository, template: Template) 
     return shares
 
 
+# Peak memory in this interpreter with the layer's sources: the cold-start bench (imports.py) builds
+# the layer as Lambda runs it, which needs the package index.
+LOCAL_RUNTIME = Runtime(sys.executable, [LAYER], [], "this interpreter and the layer's sources")
+
+
 def peak_memory(template: Template, conversion: int) -> dict[str, int]:
     """Peak RSS (MB) of a fresh interpreter importing each HTTP function and answering its event."""
     peaks = {}
@@ -293,7 +299,7 @@ def peak_memory(template: Template, conversion: int) -> dict[str, int]:
             path = Path(scratch) / f"{name}.json"
             path.write_text(json.dumps(payload))
             spec = template.function(name)
-            peaks[name] = round(run_once(spec.code_dir, spec.environment, path)["rss_kb"] / 1024)
+            peaks[name] = round(run_once(LOCAL_RUNTIME, spec.code_dir, spec.environment, path)["rss_kb"] / 1024)
     return peaks
 
 
@@ -402,7 +408,7 @@ def memory_notes(results: list[Measured], peaks: dict[str, int]) -> str:
     )
 
 
-def report(results: list[Measured], counting: dict[str, Measured], peaks: dict[str, int]) -> str:
+def report(results: list[Measured], counting: dict[str, Measured], peaks: dict[str, int], size: int) -> str:
     assumptions = (
         f"Region {REGION}; HTTP API ${PRICE['api_gateway_http_request'] * 1e6:.2f}/M requests; Lambda arm64 "
         f"${PRICE['lambda_gb_second_arm64']}/GB-s and ${PRICE['lambda_request'] * 1e6:.2f}/M requests; DynamoDB on "
@@ -410,7 +416,7 @@ def report(results: list[Measured], counting: dict[str, Measured], peaks: dict[s
         f"${PRICE['dynamodb_read_request_unit'] * 1e6:.3f}/M read units (a transactional write 2 units per KB, a "
         "strongly consistent read 1 unit per 4 KB, eventually consistent half). Lambda time: CPU measured here x "
         f"{FULL_VCPU_MB}/memory (1 vCPU at {FULL_VCPU_MB} MB) + {DYNAMODB_DEFAULT_MS:g} ms a DynamoDB call "
-        f"({DYNAMODB_MS['TransactWriteItems']:g} ms a TransactWriteItems). The account: {CONVERSIONS:,} conversions "
+        f"({DYNAMODB_MS['TransactWriteItems']:g} ms a TransactWriteItems). The account: {size:,} conversions "
         f"of website 1 over a year; pages of {PER_PAGE}. The counting function's share of a create: its invocation, "
         "duration and write units divided by the conversions in its batch (an update or delete adds the same share: "
         "one stream record each)."
@@ -428,14 +434,15 @@ def report(results: list[Measured], counting: dict[str, Measured], peaks: dict[s
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="measured requests of each kind (after 5 warm-ups)")
+    parser.add_argument("--size", type=int, default=CONVERSIONS, help="conversions of website 1")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     started = time.monotonic()
-    results, counting, peaks = measure(args.runs)
+    results, counting, peaks = measure(args.runs, args.size)
     if args.json:
         raw = {
             m.name: {
@@ -452,7 +459,7 @@ def main() -> None:
         }
         print(json.dumps(raw, indent=2))
         return
-    text = report(results, counting, peaks)
+    text = report(results, counting, peaks, args.size)
     publish(text, args.output, "cost.md", f" in {time.monotonic() - started:.0f} s")
 
 
