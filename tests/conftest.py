@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -197,22 +198,21 @@ def serving(
     """`local_server`'s parts: url, handlers, functions (runtime.Functions), pump (its stream
     pump, in PUMPS, not started) and server.
 
-    Every handler-module instance the server loads, then or later (when requests come at once),
-    gets this server's services; `prepare(spec, module)` is then called on it too. An instance
-    of the counting function loaded later would read the process's tables: the pump invokes it
-    one batch at a time, so it keeps its first."""
-    from types import SimpleNamespace
-
+    Every handler-module instance the server loads, then or later (requests at once load more),
+    gets this server's services, then `prepare(spec, module)`. The counting function reads its
+    table at init: its first instance, loaded here, is the one the pump (one batch at a time)
+    keeps invoking."""
     from goals_conversions_local.runtime import Functions
     from goals_conversions_local.server import LocalApi, make_server
 
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     try:
-        services = Services.from_env()  # this server's tables, not those the process built first
+        settings = Settings.from_env()  # this server's tables, not those the process built first
 
         def with_services(spec: Any, module: Any) -> None:
-            if hasattr(module, "app"):
+            if hasattr(module, "app"):  # clients of its own, as each container builds
+                services = Services.from_env(settings)
                 module.app.dependency_overrides[get_services] = lambda: services
             if prepare is not None:
                 prepare(spec, module)

@@ -1,23 +1,26 @@
 """The local runtime runs invocations at once, as Lambda runs containers: two invocations of one
-function on instances of their own, the stream pump's beside the requests, and the server takes
-a burst of connections. Functional checks only: bench/local_server.py measures latencies."""
+function on instances of their own, requests beside the stream pump's cascade, and a listen
+backlog that holds a burst of connections. Order and overlap only, never seconds:
+bench/local_server.py measures latencies."""
 
 from __future__ import annotations
 
 import json
 import socket
 import threading
+import urllib.error
 import urllib.request
 from typing import Any
 
 import pytest
 
-from conftest import TEMPLATE, Result, api_event, serving, services_of, with_conversions
+from conftest import TEMPLATE, Result, api_event, services_of, serving, with_conversions
 from conversions_core.http import get_services
 from conversions_core.observability import logger, metrics
+from conversions_core.repository.stream import GOAL
 from goals_conversions_local import per_thread
 from goals_conversions_local.runtime import Functions
-from goals_conversions_local.server import LocalApi, LocalServer, make_server
+from goals_conversions_local.server import LocalApi, make_server
 
 WAIT = 60  # seconds: a thread that is not back by then is stuck behind another
 
@@ -94,37 +97,82 @@ def test_two_invocations_of_one_function_run_at_once_without_mixing_their_events
     assert f"website_id={tenant.lightweight_website_id}" in second_links and "results_per_page=50" in second_links
 
 
-def test_a_request_answers_while_the_counting_function_is_busy(tables, tenant):
-    """The stream pump's invocation of the counting function (held inside the handler) holds up
-    no request: a create (whose stream record the pump then delivers) and a get answer."""
+def test_a_second_instance_of_an_api_function_has_services_of_its_own():
+    """Its clients, and what they hold for the invocation under way (its deadline, its idempotent
+    create), are not those the first instance is using meanwhile."""
     entered, release = threading.Event(), threading.Event()
+    held: list[Any] = []
 
-    def hold(spec: Any, module: Any) -> None:
-        if spec.short_name == "count_conversions":
+    def hold_the_first(spec: Any, module: Any) -> None:
+        if spec.short_name == "get_conversion" and not held:
             handler = module.lambda_handler
 
-            def held(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            def wait_then_handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 entered.set()
                 assert release.wait(WAIT)
                 return handler(event, context)
 
-            module.lambda_handler = held
+            module.lambda_handler = wait_then_handle
+            held.append(module)
 
+    functions = Functions(TEMPLATE, prepare=hold_the_first)
+    spec = TEMPLATE.function("get_conversion")
+    event = api_event("get_conversion", headers={}, conversion_id=1)
+    first, first_outcome = in_thread(functions.invoke, spec, event)
+    assert entered.wait(WAIT)
+    assert Result(functions.invoke(spec, event)).status == 401  # on a second instance, meanwhile
+    release.set()
+    first.join(WAIT)
+    assert Result(first_outcome["value"]).status == 401
+    one, two = functions.instances(spec)
+    assert services_of(one) is get_services()  # the layer's, as the process built them
+    assert services_of(two) is not services_of(one)
+    assert services_of(two).client is not services_of(one).client
+
+
+class HeldCascade:
+    """The counting function's cascade, held when a batch deletes a goal, until released."""
+
+    def __init__(self, cascade: Any):
+        self.cascade = cascade
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def apply(self, records: list[Any]) -> int:
+        if any(record.kind == GOAL and record.new is None for record in records):
+            self.entered.set()
+            assert self.release.wait(WAIT)
+        return self.cascade.apply(records)
+
+
+def test_another_users_get_answers_while_a_goals_cascade_runs_in_the_background(tables, tenant, other_tenant):
+    """A's goal is deleted (204 at once); the stream pump's invocation of the counting function
+    holds inside the cascade that deletes its conversions; meanwhile B's GET, and A's own, answer.
+    Released, the cascade deletes A's conversions."""
+    held: list[HeldCascade] = []
+
+    def hold(spec: Any, module: Any) -> None:
+        if spec.short_name == "count_conversions":
+            module.cascade = HeldCascade(module.cascade)
+            held.append(module.cascade)
+
+    day = "2026-03-01 10:00:0"
+    a_ids = tenant.import_conversions([{"goal_id": tenant.goal_id, "datetime": f"{day}{n}"} for n in range(3)])
+    [b_id] = other_tenant.import_conversions([{"goal_id": other_tenant.goal_id, "datetime": f"{day}9"}])
     with serving(tables, hold) as parts:
         parts.pump.start()
         try:
-            body = f"goal_id={tenant.goal_id}".encode()
-            headers = {**tenant.auth, "Content-Type": "application/x-www-form-urlencoded"}
-            created = http(f"{parts.url}/api/goals-conversions", "POST", headers, body)
-            assert created[0] == 201
-            assert entered.wait(WAIT), "the pump never invoked the counting function"
-            conversion_id = json.loads(created[1])["data"]["id"]
-            status, fetched = http(f"{parts.url}/api/goals-conversions/{conversion_id}", headers=tenant.auth)
-            assert status == 200 and json.loads(fetched)["data"]["id"] == conversion_id
-            assert not release.is_set()  # answered while the counting function was still held
+            assert http(f"{parts.url}/api/goals/{tenant.goal_id}", "DELETE", tenant.auth)[0] == 204
+            assert held[0].entered.wait(WAIT), "the pump never ran the goal's cascade"
+            status, body = http(f"{parts.url}/api/goals-conversions/{b_id}", headers=other_tenant.auth)
+            assert status == 200 and json.loads(body)["data"]["id"] == b_id
+            assert http(f"{parts.url}/api/goals/{tenant.second_goal_id}", headers=tenant.auth)[0] == 200
+            assert not held[0].release.is_set()  # both answered while the cascade was held
         finally:
-            release.set()
+            held[0].release.set()
             parts.pump.stop()
+        parts.pump.drain()
+        for conversion_id in a_ids:
+            assert status_of(f"{parts.url}/api/goals-conversions/{conversion_id}", tenant.auth) == 404
 
 
 def http(url: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None):
@@ -133,15 +181,29 @@ def http(url: str, method: str = "GET", headers: dict[str, str] | None = None, b
         return response.status, response.read()
 
 
+def status_of(url: str, headers: dict[str, str]) -> int:
+    try:
+        return http(url, headers=headers)[0]
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def test_64_connections_wait_in_the_backlog_while_the_server_accepts_none():
     """The kernel completes a connection's handshake and queues it while the listen backlog has
-    room; past it, a client's SYN goes unanswered (and is sent again a second later) or is reset."""
+    room; past it, a client's SYN goes unanswered (and is sent again a second later) or is reset.
+    With socketserver's default backlog of 5, the seventh connection timed out here."""
     server = make_server(LocalApi(TEMPLATE, Functions(TEMPLATE)), "127.0.0.1", 0, access_log=None)
-    connections = []
+    connections: list[socket.socket] = []
     try:
         for _ in range(64):  # none is accepted yet
             connections.append(socket.create_connection(server.server_address, timeout=10))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+    except OSError:
+        for connection in connections:
+            connection.close()
+        server.server_close()
+        raise
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
         for connection in connections:
             connection.sendall(b"GET /api/nowhere HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")
         for connection in connections:
@@ -151,35 +213,6 @@ def test_64_connections_wait_in_the_backlog_while_the_server_accepts_none():
             connection.close()
         server.shutdown()
         server.server_close()
-
-
-def test_the_server_takes_a_burst_of_64_connections_without_resetting_one(tables):
-    assert LocalServer.request_queue_size >= 64
-    clients = 64
-    barrier = threading.Barrier(clients)
-    answers: list[bytes] = []
-    failures: list[str] = []
-
-    def client(address: tuple[str, int]) -> None:
-        barrier.wait()
-        try:
-            with socket.create_connection(address, timeout=WAIT) as connection:
-                connection.sendall(b"GET /api/nowhere HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")
-                answer = b""
-                while chunk := connection.recv(65536):
-                    answer += chunk
-                answers.append(answer)
-        except OSError as error:
-            failures.append(type(error).__name__)
-
-    with serving(tables) as parts:
-        threads = [threading.Thread(target=client, args=(parts.server.server_address,)) for _ in range(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(WAIT)
-    assert failures == []
-    assert len(answers) == clients and all(a.startswith(b"HTTP/1.1 404 ") for a in answers)
 
 
 # -- Powertools' per-request state, per thread (per_thread.py) ----------------------------------

@@ -61,32 +61,28 @@ def apply_environment(template: Template) -> None:
 class Functions:
     """The template's functions, each with a pool of loaded handler-module instances.
 
-    `invoke` runs on an idle instance, the first loaded first (so invocations one after the
-    other run on one instance, like a warm container), or on a new one when all are busy.
-    `prepare(spec, module)`, when given, is called on every instance loaded (tests point the
-    instances at tables of their own); otherwise an instance loads with the environment as it
-    is when it loads, as the first one did."""
+    `invoke` runs on the first instance loaded that is idle (invocations one after the other run
+    on one instance, like a warm container), or on a new one when all are busy. The layer is
+    imported once for all instances, and its `get_services` builds one Services per process: an
+    API function's instances after the first build Services of their own (clients, and what
+    belongs to the invocation under way: its deadline, its idempotent create), as a container's
+    init does. `prepare(spec, module)`, when given, is called on every instance loaded (tests
+    point them at tables of their own)."""
 
     def __init__(self, template: Template, prepare: Prepare | None = None):
         per_thread.install()
         self.template = template
         self.prepare = prepare
-        self.cold_starts = 0
         self._lock = threading.Lock()
-        self._loaded: dict[str, list[ModuleType]] = {}  # in the order of their numbers
-        self._idle: dict[str, list[ModuleType]] = {}
-        self._numbers: dict[int, int] = {}  # id(instance) -> its number in its function's pool
-        self._counts: dict[str, int] = {}  # instances loaded or loading, per function
+        self._loaded: dict[str, list[ModuleType]] = {}  # per function, in the order loaded
+        self._busy: set[ModuleType] = set()
+        self._numbers: dict[str, int] = {}  # per function, instances loaded or being loaded
 
     def module(self, spec: FunctionSpec) -> ModuleType:
-        """The function's first handler-module instance, loaded now if none is (as Lambda's init
-        does): the one tests and benchmarks reach into, and the one sequential invocations use."""
-        with self._lock:
-            if self._loaded.get(spec.name):
-                return self._loaded[spec.name][0]
-        self._release(spec, self._load(spec))
-        with self._lock:
-            return self._loaded[spec.name][0]
+        """The function's first instance, loaded now if none is (as Lambda's init does): the one
+        tests and benchmarks reach into, and the one sequential invocations run on."""
+        self._release(self._acquire(spec))
+        return self.instances(spec)[0]
 
     def instances(self, spec: FunctionSpec) -> list[ModuleType]:
         """Every instance of the function loaded so far, the first first."""
@@ -97,43 +93,50 @@ class Functions:
         return getattr(self.module(spec), _handler_name(spec))
 
     def invoke(self, spec: FunctionSpec, event: dict[str, Any]) -> dict[str, Any]:
-        """Run the function's handler on `event` on an instance of its own; returns its response."""
+        """Run the function's handler on `event` on an instance no other invocation is using."""
         context = LambdaContext(spec.name, str(uuid.uuid4()))
         instance = self._acquire(spec)
         try:
             return getattr(instance, _handler_name(spec))(event, context)
         finally:
-            self._release(spec, instance)
+            self._release(instance)
 
     def _acquire(self, spec: FunctionSpec) -> ModuleType:
         with self._lock:
-            idle = self._idle.get(spec.name)
-            if idle:
-                return idle.pop(0)
-        return self._load(spec)
-
-    def _release(self, spec: FunctionSpec, instance: ModuleType) -> None:
+            loaded = self._loaded.setdefault(spec.name, [])
+            idle = next((instance for instance in loaded if instance not in self._busy), None)
+            if idle is not None:
+                self._busy.add(idle)
+                return idle
+            number = self._numbers[spec.name] = self._numbers.get(spec.name, 0) + 1
+        instance = self._load(spec, number)  # a cold start, outside the lock: init takes a while
         with self._lock:
-            idle = self._idle.setdefault(spec.name, [])
-            idle.append(instance)
-            idle.sort(key=lambda module: self._numbers[id(module)])
+            self._loaded[spec.name].append(instance)
+            self._busy.add(instance)
+        return instance
 
-    def _load(self, spec: FunctionSpec) -> ModuleType:
-        """A new instance of the function's handler module (a cold start)."""
+    def _release(self, instance: ModuleType) -> None:
         with self._lock:
-            self.cold_starts += 1
-            number = self._counts[spec.name] = self._counts.get(spec.name, 0) + 1
+            self._busy.discard(instance)
+
+    def _load(self, spec: FunctionSpec, number: int) -> ModuleType:
         module_name = spec.handler.rsplit(".", 1)[0]
         name = f"local_{spec.short_name}_{module_name}" + (f"_{number}" if number > 1 else "")
         instance = load_module(name, spec.code_dir / f"{module_name}.py")
+        if number > 1 and hasattr(instance, "app"):
+            _own_services(instance)
         if self.prepare is not None:
             self.prepare(spec, instance)
-        with self._lock:
-            self._numbers[id(instance)] = number
-            loaded = self._loaded.setdefault(spec.name, [])
-            loaded.append(instance)
-            loaded.sort(key=lambda module: self._numbers[id(module)])
         return instance
+
+
+def _own_services(instance: ModuleType) -> None:
+    """Give an API function's instance Services of its own, through its resolver's overrides."""
+    from conversions_core.http import get_services
+    from conversions_core.services import Services
+
+    services = Services.from_env()
+    instance.app.dependency_overrides[get_services] = lambda: services
 
 
 def _handler_name(spec: FunctionSpec) -> str:

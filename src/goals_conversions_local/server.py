@@ -185,7 +185,7 @@ class LocalServer(socketserver.ThreadingTCPServer):
 
     allow_reuse_address = True
     daemon_threads = True
-    request_queue_size = 5
+    request_queue_size = 128
     api: LocalApi
     access_log: Any = None
     max_body = MAX_REQUEST_BYTES
