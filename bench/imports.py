@@ -25,7 +25,7 @@ in a fresh interpreter, timed together (the event file is read before the clock 
   off (as locally: it is built only in Lambda; EnableTracer costs ~0.2-0.3 s more, see
   template.yaml).
 
-Usage: python bench/imports.py [--rounds 15] [--output bench/results]
+Usage: python bench/imports.py [--rounds 15] [--only list_conversions,...] [--local] [--output bench/results]
 """
 
 from __future__ import annotations
@@ -124,6 +124,9 @@ class Runtime:
     libraries: list[Path]
     flags: list[str]
     description: str
+
+
+LOCAL_RUNTIME = Runtime(sys.executable, [LAYER], [], f"Python {sys.version.split()[0]} and the layer's sources")
 
 
 def lambda_runtime(scratch: Path) -> Runtime:
@@ -231,13 +234,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--only", help="these functions (comma-separated), not every one")
+    parser.add_argument("--local", action="store_true", help="this interpreter and the layer's sources, no build")
     args = parser.parse_args(argv)
     template = Template()
     database = Database(template)
     specs = {spec.short_name: spec for spec in template.functions()}
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        runtime = lambda_runtime(scratch)
+        runtime = LOCAL_RUNTIME if args.local else lambda_runtime(scratch)
         bare_dir = scratch / "bare"
         bare_dir.mkdir()
         (bare_dir / "app.py").write_text(BARE_APP)
@@ -251,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         for code_dir in sorted((ROOT / "functions").glob("*/app.py")):
             name = code_dir.parent.name
             event = stream_event if name == "count_conversions" else EVENTS / f"{name}.json"
+            if args.only and name not in args.only.split(","):
+                continue
             if name not in specs or not event.exists():
                 skipped.append(name)
                 continue

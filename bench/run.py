@@ -15,7 +15,7 @@ bucket, or another item: API key, website, goal; a missing item costs a read too
 `results_per_page` + 150 items read by a list, for any range and page. moto's timings mean
 nothing (it walks the table on every Query), so nothing here is timed except the run itself.
 
-Usage: python bench/run.py [--sizes 1000,10000,100000] [--output bench/results]
+Usage: python bench/run.py [--sizes 1000,10000,100000] [--no-plot] [--output bench/results]
 """
 
 from __future__ import annotations
@@ -394,7 +394,9 @@ def plot(rows: list[Row], by_page: list[Row], path: Path) -> None:
     plt.close(figure)
 
 
-def report(rows: list[Row], by_page: list[Row], statistics: list[Any], page_size: int, output: Path) -> str:
+def report(
+    rows: list[Row], by_page: list[Row], statistics: list[Any], page_size: int, output: Path, drawn: bool = True
+) -> str:
     text = "\n\n".join(
         [
             f"### Most items read by a list request (any request and page below; goal: per page + {ALLOWANCE})",
@@ -408,7 +410,7 @@ def report(rows: list[Row], by_page: list[Row], statistics: list[Any], page_size
         ]
     )
     (output / "results.md").write_text(text + "\n")
-    if by_page:
+    if by_page and drawn:
         plot(rows, by_page, output / "items_read.png")
     return text
 
@@ -417,6 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--no-plot", dest="plot", action="store_false", help="no items_read.png (no matplotlib)")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     page_size = max(sizes)  # pages are walked where the naive way's skips cost the most
@@ -451,9 +454,9 @@ def main(argv: list[str] | None = None) -> None:
             statistics += statistics_rows(bench, table_name, endpoint)
         client.delete_table(TableName=table_name)
         print(f"N={size:,}: measured, {time.monotonic() - started:.0f} s so far", file=sys.stderr)
-        report(rows, by_page, statistics, page_size, output)  # after every size, so a cut run leaves figures
+        report(rows, by_page, statistics, page_size, output, args.plot)  # after every size, so a cut run leaves figures
     server.shutdown()
-    print(report(rows, by_page, statistics, page_size, output))
+    print(report(rows, by_page, statistics, page_size, output, args.plot))
     print(f"\nWrote {output / 'results.md'} and {output / 'items_read.png'} in {time.monotonic() - started:.0f} s")
 
 
