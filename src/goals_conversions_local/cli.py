@@ -133,6 +133,9 @@ def serve(args: argparse.Namespace) -> int:
         httpd.api, httpd.access_log = LocalApi(template, functions, origins), sys.stderr
         for spec in template.functions():
             functions.handler(spec)  # import every handler now, as warm containers
+        # A request's thread gets the GIL back within a millisecond of each socket read or write
+        # while the pump runs a long cascade (Python's default is 5 ms, paid at every read).
+        sys.setswitchinterval(0.001)
         pump.start()  # counts settle within a second of a write, as the deployed stream does
         print(f"Listening on http://{args.host}:{httpd.server_address[1]}", flush=True)
         print(f"API docs: http://{args.host}:{httpd.server_address[1]}/docs", file=sys.stderr)
