@@ -21,7 +21,8 @@ Assumptions, all here:
 - Billed duration: CPU time scaled plus DynamoDB waits, rounded up to the millisecond.
 - A create with an Idempotency-Key, list pages past the first and statistics are priced too.
 
-Usage: `make cost` (or `.venv/bin/python bench/cost.py [--runs N] [--size N] [--json] [--output bench/results]`).
+Usage: `make cost`, or
+`.venv/bin/python bench/cost.py [--runs N] [--size N] [--no-memory] [--json] [--output bench/results]`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import math
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -46,7 +46,7 @@ from urllib.parse import urlencode
 
 import boto3
 import moto_speedup
-from imports import LAYER, Runtime, run_once
+from imports import LOCAL_RUNTIME, run_once
 from loading import conversion_id, load_conversions
 from report import publish
 from units import Call, Recorder
@@ -223,7 +223,7 @@ class Runner:
         return measured
 
 
-def measure(runs: int, size: int) -> tuple[list[Measured], dict[str, Measured], dict[str, int]]:
+def measure(runs: int, size: int, memory: bool = True) -> tuple[list[Measured], dict[str, Measured], dict[str, int]]:
     functions, template, repository, recorder, stored = setup(size)
     runner = Runner(functions, template, recorder)
     count = 5 + runs
@@ -256,7 +256,7 @@ def measure(runs: int, size: int) -> tuple[list[Measured], dict[str, Measured], 
             runner.run("statistics (30 days, Europe/Paris)", "conversion_statistics", [statistics_event] * count, 200)
         )
     counting = counting_shares(runner, repository, template)
-    return results, counting, peak_memory(template, stored[0])
+    return results, counting, peak_memory(template, stored[0]) if memory else {}
 
 
 def counting_shares(runner: Runner, repository: Repository, template: Template) -> dict[str, Measured]:
@@ -282,13 +282,9 @@ def counting_shares(runner: Runner, repository: Repository, template: Template) 
     return shares
 
 
-# Peak memory in this interpreter with the layer's sources: the cold-start bench (imports.py) builds
-# the layer as Lambda runs it, which needs the package index.
-LOCAL_RUNTIME = Runtime(sys.executable, [LAYER], [], "this interpreter and the layer's sources")
-
-
 def peak_memory(template: Template, conversion: int) -> dict[str, int]:
-    """Peak RSS (MB) of a fresh interpreter importing each HTTP function and answering its event."""
+    """Peak RSS (MB) of a fresh interpreter importing each HTTP function and answering its event (this
+    interpreter and the layer's sources: imports.py measures the layer as built, which needs the index)."""
     peaks = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name, payload in (
@@ -393,6 +389,14 @@ def verdicts(results: list[Measured], counting: dict[str, Measured]) -> str:
 
 def memory_notes(results: list[Measured], peaks: dict[str, int]) -> str:
     cheapest = {min(MEMORIES_MB, key=lambda m: sum(r.dollars(m).values())) for r in results}
+    peak = "- Peak RSS: not measured (--no-memory)."
+    if peaks:
+        peak = (
+            "- Peak RSS (VmHWM) of a fresh interpreter that imported the function and answered its event, on this "
+            f"machine: {', '.join(f'{name} {mb} MB' for name, mb in peaks.items())}, "
+            f"{'under' if max(peaks.values()) < min(MEMORIES_MB) else '**over**'} {min(MEMORIES_MB)} MB. Lambda's "
+            "'Max Memory Used' (the REPORT line) is the figure to check before choosing the least memory."
+        )
     return "\n".join(
         [
             f"- Cheapest per request: {', '.join(f'{m} MB' for m in sorted(cheapest))} for every request kind. Below "
@@ -400,10 +404,7 @@ def memory_notes(results: list[Measured], peaks: dict[str, int]) -> str:
             "so only the DynamoDB waits grow with memory: the least memory is the cheapest.",
             f"- Fastest: {max(MEMORIES_MB)} MB for every request kind (the CPU part shrinks with memory up to "
             f"{FULL_VCPU_MB} MB; the DynamoDB waits do not).",
-            "- Peak RSS (VmHWM) of a fresh interpreter that imported the function and answered its event, on this "
-            f"machine: {', '.join(f'{name} {mb} MB' for name, mb in peaks.items())}, "
-            f"{'under' if max(peaks.values()) < min(MEMORIES_MB) else '**over**'} {min(MEMORIES_MB)} MB. Lambda's "
-            "'Max Memory Used' (the REPORT line) is the figure to check before choosing the least memory.",
+            peak,
         ]
     )
 
@@ -438,11 +439,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="measured requests of each kind (after 5 warm-ups)")
     parser.add_argument("--size", type=int, default=CONVERSIONS, help="conversions of website 1")
+    parser.add_argument("--no-memory", dest="memory", action="store_false", help="no peak RSS (fresh interpreters)")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     parser.add_argument("--output", default=str(Path(__file__).resolve().parent / "results"))
     args = parser.parse_args(argv)
     started = time.monotonic()
-    results, counting, peaks = measure(args.runs, args.size)
+    results, counting, peaks = measure(args.runs, args.size, args.memory)
     if args.json:
         raw = {
             m.name: {
