@@ -139,7 +139,8 @@ def install() -> None:
             setattr(BaseRouter, name, _RouterState(name))
         metaclass = type(BaseRouter)
         namespace = {name: _RouterState(name) for name in ROUTER_ATTRIBUTES}
-        BaseRouter.__class__ = type(f"PerThread{metaclass.__name__}", (metaclass,), namespace)
+        per_thread_metaclass = type(f"PerThread{metaclass.__name__}", (metaclass,), namespace)
+        BaseRouter.__class__ = per_thread_metaclass  # type: ignore[method-assign]
         for cls, names in (
             (LambdaPowertoolsFormatter, FORMATTER_ATTRIBUTES),
             (Metrics, METRICS_ATTRIBUTES),
