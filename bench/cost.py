@@ -47,7 +47,7 @@ import boto3
 import moto_speedup
 from imports import run_once
 from loading import conversion_id, load_conversions
-from report import publish
+from report import engine, publish
 from units import Call, Recorder
 
 from conversions_core import conversion_service
@@ -453,7 +453,7 @@ def main() -> None:
         print(json.dumps(raw, indent=2))
         return
     text = report(results, counting, peaks)
-    publish(text, args.output, "cost.md", f" in {time.monotonic() - started:.0f} s")
+    publish(text, args.output, "cost.md", f" in {time.monotonic() - started:.0f} s", engine_line=engine())
 
 
 if __name__ == "__main__":
