@@ -207,10 +207,10 @@ def dynamodb_endpoint(engine: str = "embedded") -> tuple[Any, str]:
         atexit.register(local.stop)
         local_sqs()
         return local, endpoint
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-    if endpoint:
+    configured = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if configured:
         local_sqs()
-        return None, endpoint
+        return None, configured
     server, endpoint = start_embedded_dynamodb()
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     os.environ.setdefault("AWS_ENDPOINT_URL_SQS", endpoint)  # moto's server serves SQS too
