@@ -19,8 +19,8 @@ from functions.delete_conversion import app as delete_app
 from functions.delete_goal import app as delete_goal_app
 from functions.get_conversion import app as get_app
 from functions.get_goal import app as get_goal_app
-from functions.list_goals import app as list_goals_app
 from functions.list_conversions import app as list_app
+from functions.list_goals import app as list_goals_app
 from functions.update_conversion import app as update_app
 from functions.update_goal import app as update_goal_app
 
