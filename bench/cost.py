@@ -48,7 +48,7 @@ import boto3
 import moto_speedup
 from imports import LOCAL_RUNTIME, run_once
 from loading import conversion_id, load_conversions
-from report import publish
+from report import engine, publish
 from units import Call, Recorder
 
 from conversions_core import conversion_service
@@ -462,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(raw, indent=2))
         return
     text = report(results, counting, peaks, args.size)
-    publish(text, args.output, "cost.md", f" in {time.monotonic() - started:.0f} s")
+    publish(text, args.output, "cost.md", f" in {time.monotonic() - started:.0f} s", engine_line=engine())
 
 
 if __name__ == "__main__":

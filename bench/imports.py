@@ -49,7 +49,7 @@ import moto_speedup
 from layer import build, runtime_boto3, runtime_python
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
-from report import publish
+from report import engine, publish
 
 from conversions_core import conversion_service
 from conversions_core.auth import hash_api_key
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         extra = {name: sorted(imported_modules(runtime, *case) - baseline - {"app"}) for name, case in cases.items()}
 
     text = report(samples, pairs, extra, skipped, args.rounds, runtime.description)
-    publish(text, args.output, "cold_start.md")
+    publish(text, args.output, "cold_start.md", engine_line=engine())
 
 
 def cold_start(sample: dict[str, Any]) -> float:

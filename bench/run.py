@@ -38,6 +38,7 @@ import boto3
 import moto_speedup
 from loading import conversion_id, load_conversions, load_owners
 from naive import naive_page
+from report import engine
 
 from conversions_core.auth import hash_api_key
 from conversions_core.models import ListRequest, User
@@ -395,10 +396,17 @@ def plot(rows: list[Row], by_page: list[Row], path: Path) -> None:
 
 
 def report(
-    rows: list[Row], by_page: list[Row], statistics: list[Any], page_size: int, output: Path, drawn: bool = True
+    rows: list[Row],
+    by_page: list[Row],
+    statistics: list[Any],
+    page_size: int,
+    output: Path,
+    engine_line: str,
+    drawn: bool = True,
 ) -> str:
     text = "\n\n".join(
         [
+            engine_line,
             f"### Most items read by a list request (any request and page below; goal: per page + {ALLOWANCE})",
             summary(rows + by_page),
             f"### Items read per list request ({PER_PAGE} a page unless said)",
@@ -454,9 +462,10 @@ def main(argv: list[str] | None = None) -> None:
             statistics += statistics_rows(bench, table_name, endpoint)
         client.delete_table(TableName=table_name)
         print(f"N={size:,}: measured, {time.monotonic() - started:.0f} s so far", file=sys.stderr)
-        report(rows, by_page, statistics, page_size, output, args.plot)  # after every size, so a cut run leaves figures
+        # after every size, so that a cut run leaves figures
+        report(rows, by_page, statistics, page_size, output, engine(endpoint), args.plot)
     server.shutdown()
-    print(report(rows, by_page, statistics, page_size, output, args.plot))
+    print(report(rows, by_page, statistics, page_size, output, engine(endpoint), args.plot))
     print(f"\nWrote {output / 'results.md'} and {output / 'items_read.png'} in {time.monotonic() - started:.0f} s")
 
 

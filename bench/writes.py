@@ -26,7 +26,7 @@ from typing import Any
 
 import boto3
 from loading import load_owners
-from report import publish
+from report import engine, publish
 from units import Call, Recorder
 
 from conversions_core import conversion_service
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
             verdicts(steps, rows),
         ]
     )
-    publish(text, args.output, "writes.md")
+    publish(text, args.output, "writes.md", engine_line=engine())
 
 
 if __name__ == "__main__":

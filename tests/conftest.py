@@ -1,4 +1,11 @@
-"""Test harness: moto's DynamoDB server in-process, tables built from template.yaml.
+"""Test harness: the DynamoDB engine (moto's server in-process, or DynamoDB Local), tables built
+from template.yaml.
+
+TEST_DYNAMODB_ENDPOINT chooses the engine: unset (or `moto`), moto's server in this process;
+`dynamodb-local`, AWS's DynamoDB Local started here (installed by `make dynamodb-local`) and
+stopped at the end; a URL, a DynamoDB there (DynamoDB Local run by hand). Against an endpoint each
+process (each xdist worker) gets a fresh database: a new access key id, which DynamoDB Local
+without -sharedDb gives a database of its own. Tests of moto itself are marked `moto_only`.
 
 The environment is set at import, before any handler module is imported, because handler
 modules build their DynamoDB client once at module scope (as in a warm Lambda container).
@@ -26,6 +33,7 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
+from goals_conversions_local.dynamodb_local import DynamoDBLocal, fresh_access_key
 from goals_conversions_local.embedded import (
     ensure_queues,
     ensure_tables,
@@ -38,10 +46,23 @@ from goals_conversions_local.template import Template
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 
+_engine = os.environ.get("TEST_DYNAMODB_ENDPOINT", "").strip()
+_dynamodb_local = None
+if _engine == "dynamodb-local":  # this process starts it; xdist's workers inherit the URL
+    _dynamodb_local = DynamoDBLocal()
+    _engine = os.environ["TEST_DYNAMODB_ENDPOINT"] = _dynamodb_local.start()
+# An endpoint of another engine (not the embedded moto): the tests of moto itself are skipped.
+EXTERNAL = _engine not in ("", "moto")
+ENGINE = "DynamoDB at " + _engine if EXTERNAL else "moto (embedded)"
 use_local_credentials()
-_server, ENDPOINT = start_embedded_dynamodb()
+if EXTERNAL:
+    ENDPOINT = _engine
+    os.environ["AWS_ACCESS_KEY_ID"] = fresh_access_key(os.environ.get("PYTEST_XDIST_WORKER", "tests"))
+    _, os.environ["AWS_ENDPOINT_URL_SQS"] = start_embedded_dynamodb()  # the failures queue (no SQS there)
+else:
+    _server, ENDPOINT = start_embedded_dynamodb()
+    os.environ["AWS_ENDPOINT_URL_SQS"] = ENDPOINT
 os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ENDPOINT
-os.environ["AWS_ENDPOINT_URL_SQS"] = ENDPOINT
 TEMPLATE = Template()
 apply_environment(TEMPLATE)
 ensure_tables(TEMPLATE, boto3.client("dynamodb"))
@@ -79,7 +100,7 @@ def counting_pump(table_name: str) -> StreamPump:
     from functions.count_conversions.app import count_batch, failures
 
     table = Table(boto3.client("dynamodb"), table_name)
-    pump = StreamPump(TEMPLATE, table_name=table_name, embedded=True)
+    pump = StreamPump(TEMPLATE, table_name=table_name, embedded=not EXTERNAL)
     pump.invoke = lambda event: count_batch(event, Counter(table), Cascade(table), failures)
     return pump
 
@@ -114,6 +135,27 @@ FIGURES = _Figures()
 def pytest_configure(config: Any) -> None:
     if "GOALS_CONVERSIONS_FIGURES" not in os.environ:  # the controller: workers inherit it
         os.environ["GOALS_CONVERSIONS_FIGURES"] = tempfile.mkdtemp(prefix="figures-")
+
+
+def pytest_unconfigure(config: Any) -> None:
+    if _dynamodb_local is not None:
+        _dynamodb_local.stop()
+
+
+def pytest_report_header(config: Any) -> str:
+    return f"DynamoDB engine: {ENGINE}"
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """On another engine than the embedded moto, the tests of moto itself are skipped, with the
+    reason their marker gives."""
+    if not EXTERNAL:
+        return
+    for item in items:
+        marker = item.get_closest_marker("moto_only")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"moto only: {reason}"))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -154,7 +196,7 @@ def dynamodb() -> Any:
     return boto3.client("dynamodb")
 
 
-PUMPS.append(StreamPump(TEMPLATE, embedded=True))
+PUMPS.append(StreamPump(TEMPLATE, embedded=not EXTERNAL))
 
 
 def own_tables(client: Any, prefix: str) -> dict[str, str]:
@@ -226,7 +268,7 @@ def serving(
                 os.environ.pop(name)
             else:
                 os.environ[name] = value
-    pump = StreamPump(TEMPLATE, functions, environment["DATA_TABLE_NAME"], embedded=True)
+    pump = StreamPump(TEMPLATE, functions, environment["DATA_TABLE_NAME"], embedded=not EXTERNAL)
     PUMPS.append(pump)
     server = make_server(api, "127.0.0.1", 0, access_log=None)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -9,6 +9,10 @@ from moto.dynamodb.models.table import Table
 
 from goals_conversions_local import embedded
 
+pytestmark = pytest.mark.moto_only(
+    reason="checks the embedded server's shortcuts through moto's internals (moto_shortcuts) against moto's own answers"
+)
+
 
 @pytest.fixture
 def two_tables(dynamodb):

@@ -392,7 +392,7 @@ def test_the_counting_function_is_granted_exactly_the_calls_it_makes(tables, mak
     monkeypatch.setattr(cascade, "PAGE", 2)
     monkeypatch.setattr(cascade, "PAGES_PER_INVOCATION", 1)
     batches: list[dict[str, Any]] = []
-    pump = StreamPump(TEMPLATE, table_name=name, embedded=True)
+    pump = StreamPump(TEMPLATE, table_name=name, embedded=True)  # in-process on the embedded moto only
     pump.invoke = lambda event: batches.append(event) or count_batch(event, Counter(table), Cascade(table), failures)
 
     tenant = make_tenant()

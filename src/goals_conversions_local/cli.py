@@ -70,24 +70,27 @@ def load_seed_data(data: Any, client: Any = None) -> dict[str, int]:
     return load_seed(Repository.build(client or _client(), _data_table(), retention_days=retention), data)
 
 
-def prepare(seed: Path | None, seed_beside: bool = False) -> tuple[Template, Functions, StreamPump]:
-    """Environment from the template, DynamoDB (embedded unless configured), tables, the stream's
-    counting function, and the seed (its counts settled).
+def prepare(
+    seed: Path | None, seed_beside: bool = False, engine: str = "embedded"
+) -> tuple[Template, Functions, StreamPump]:
+    """Environment from the template, DynamoDB (embedded unless configured or `engine` says
+    DynamoDB Local), tables, the stream's counting function, and the seed (its counts settled).
 
     With `seed_beside`, an embedded database's seed is loaded by a child process."""
-    from goals_conversions_local.embedded import dynamodb_endpoint, ensure_queues, ensure_tables
+    from goals_conversions_local.embedded import dynamodb_endpoint, ensure_queues, ensure_tables, serves_here
     from goals_conversions_local.runtime import Functions
     from goals_conversions_local.streams import StreamPump
 
     template = local_template()
-    server, endpoint = dynamodb_endpoint()
+    _, endpoint = dynamodb_endpoint(engine)
+    embedded = serves_here(endpoint)
     client = _client()
     ensure_tables(template, client)
     ensure_queues(template)
     functions = Functions(template)
-    pump = StreamPump(template, functions, embedded=server is not None)
+    pump = StreamPump(template, functions, embedded=embedded)
     if seed:
-        if seed_beside and server is not None:
+        if seed_beside and embedded:
             pump.start()  # counts what the child writes, as it writes
             try:
                 counts = _import_beside(seed)
@@ -128,7 +131,7 @@ def serve(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        template, functions, pump = prepare(args.seed, seed_beside=True)
+        template, functions, pump = prepare(args.seed, seed_beside=True, engine=args.engine)
         origins = origins_option(args.cors_origin)
         httpd.api, httpd.access_log = LocalApi(template, functions, origins), sys.stderr
         for spec in template.functions():
@@ -157,10 +160,10 @@ def serve(args: argparse.Namespace) -> int:
 
 def invoke(args: argparse.Namespace) -> int:
     seed = args.seed
-    if seed is None and not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
-        seed = DEMO_SEED  # the embedded database starts empty; the events use the demo key
+    if seed is None and (args.engine != "embedded" or not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")):
+        seed = DEMO_SEED  # a database the command starts is empty; the events use the demo key
     event = read_json_file(args.event)  # before the database starts: a wrong path fails at once
-    template, functions, pump = prepare(seed)
+    template, functions, pump = prepare(seed, engine=args.engine)
     try:
         spec = template.function(args.function)
     except KeyError as error:
@@ -282,6 +285,15 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+ENGINE_OPTION: dict[str, Any] = {
+    "choices": ("embedded", "dynamodb-local"),
+    "default": "embedded",
+    "help": "the database when AWS_ENDPOINT_URL_DYNAMODB is unset: moto in this process (embedded), or "
+    "AWS's DynamoDB Local started for this command (`make dynamodb-local` installs it); dynamodb-local "
+    "starts one even when AWS_ENDPOINT_URL_DYNAMODB is set",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="goals-conversions", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -297,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         help="let browser apps from this origin call the API (CORS), as CorsAllowedOrigins does deployed;"
         " repeat it or give a comma-separated list; * for any",
     )
+    serve_parser.add_argument("--engine", **ENGINE_OPTION)
     serve_parser.set_defaults(run=serve)
 
     invoke_parser = commands.add_parser("invoke", help="run one function's handler on an event file")
@@ -305,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     invoke_parser.add_argument(
         "--seed", type=Path, help=f"seed file (default on the embedded database: {DEMO_SEED.name})"
     )
+    invoke_parser.add_argument("--engine", **ENGINE_OPTION)
     invoke_parser.set_defaults(run=invoke)
 
     import_parser = commands.add_parser("import", help="load a seed file into the configured DynamoDB")
@@ -342,10 +356,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as error:
         from conversions_core.seed import SeedError
+        from goals_conversions_local.dynamodb_local import NotInstalled
 
         if isinstance(error, SeedError):
             print(error, file=sys.stderr)
             return 1
+        if isinstance(error, NotInstalled):
+            print(f"goals-conversions {args.command}: {error}", file=sys.stderr)
+            return 2
         raise
 
 

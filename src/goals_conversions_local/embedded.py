@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import socket
@@ -35,6 +36,22 @@ def use_local_credentials() -> None:
     """Dummy credentials and a region, unless the environment already has them."""
     for name, value in LOCAL_CREDENTIALS.items():
         os.environ.setdefault(name, value)
+
+
+# The endpoints of the embedded servers this process started (they all serve the same tables).
+_SERVED: set[str] = set()
+# Items that `expire_items` deleted on another engine, as (table, keys, old image) in canonical
+# JSON: the stream pump hands their REMOVE records over as TTL deletions.
+TTL_DELETIONS: set[tuple[str, str, str]] = set()
+
+
+def serves_here(endpoint: str | None) -> bool:
+    """Whether `endpoint` is an embedded server of this process (its tables can be read in-process)."""
+    return endpoint is not None and endpoint.rstrip("/") in _SERVED
+
+
+def ttl_deletion_key(table_name: str, keys: dict[str, Any], old_image: dict[str, Any]) -> tuple[str, str, str]:
+    return table_name, json.dumps(keys, sort_keys=True), json.dumps(old_image, sort_keys=True)
 
 
 # moto's backends are not thread-safe; DynamoDB applies each call atomically, so running the
@@ -81,7 +98,9 @@ def start_embedded_dynamodb(
     server = make_server(host, port or 0, app, threaded=True, request_handler=MotoRequestHandler)
     server.conflict_rule = rule  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://{host}:{server.server_address[1]}"
+    endpoint = f"http://{host}:{server.server_address[1]}"
+    _SERVED.add(endpoint)
+    return server, endpoint
 
 
 def _moto_table(table_name: str) -> tuple[Any, Any]:
@@ -94,14 +113,18 @@ def _moto_table(table_name: str) -> tuple[Any, Any]:
 
 
 def expire_items(table_name: str, now: float | None = None) -> int:
-    """What DynamoDB's TTL does and moto never does: delete the items whose TTL attribute has
-    passed, as the service does (their stream records name dynamodb.amazonaws.com). Returns how
-    many were deleted. Only for the embedded database."""
+    """What DynamoDB's TTL does and neither moto nor DynamoDB Local does here: delete the items
+    whose TTL attribute has passed, their stream records naming dynamodb.amazonaws.com as AWS's
+    do. (moto never expires items; DynamoDB Local never expires those of a table with a global
+    secondary index, as the data table has.) Returns how many were deleted. For tests."""
+    now = time.time() if now is None else now
+    if not serves_here(os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")):
+        return _expire_through_the_api(table_name, now)
     with REQUEST_LOCK:
         backend, table = _moto_table(table_name)
         if table.ttl.get("TimeToLiveStatus") != "ENABLED":
             return 0
-        attribute, now = table.ttl["AttributeName"], time.time() if now is None else now
+        attribute = table.ttl["AttributeName"]
         expired = [i for i in table.all_items() if attribute in i.attrs and float(i.attrs[attribute].value) < now]
         for item in expired:
             key = {table.hash_key_attr: item.attrs[table.hash_key_attr].to_json()}
@@ -112,6 +135,41 @@ def expire_items(table_name: str, now: float | None = None) -> int:
                 record = table.stream_shard.items[-1].record
                 record["userIdentity"] = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
         return len(expired)
+
+
+def _expire_through_the_api(table_name: str, now: float) -> int:
+    """`expire_items` on another engine: each expired item deleted (unless it changed meanwhile),
+    and remembered with its image so that the stream pump hands its REMOVE record over as the
+    TTL deletion it stands for."""
+    client = boto3.client("dynamodb")
+    ttl = client.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") != "ENABLED":
+        return 0
+    attribute = ttl["AttributeName"]
+    key_names = [k["AttributeName"] for k in client.describe_table(TableName=table_name)["Table"]["KeySchema"]]
+    deleted = 0
+    pages = client.get_paginator("scan").paginate(
+        TableName=table_name,
+        ConsistentRead=True,
+        FilterExpression="#ttl < :now",
+        ExpressionAttributeNames={"#ttl": attribute},
+        ExpressionAttributeValues={":now": {"N": str(now)}},
+    )
+    for item in (item for page in pages for item in page["Items"]):
+        keys = {name: item[name] for name in key_names}
+        TTL_DELETIONS.add(ttl_deletion_key(table_name, keys, item))  # before: a pump may read it at once
+        try:
+            client.delete_item(
+                TableName=table_name,
+                Key=keys,
+                ConditionExpression="#ttl = :seen",
+                ExpressionAttributeNames={"#ttl": attribute},
+                ExpressionAttributeValues={":seen": item[attribute]},
+            )
+            deleted += 1
+        except client.exceptions.ConditionalCheckFailedException:
+            TTL_DELETIONS.discard(ttl_deletion_key(table_name, keys, item))
+    return deleted
 
 
 def trim_stream(table_name: str, through_sequence: str) -> None:
@@ -128,22 +186,51 @@ def trim_stream(table_name: str, through_sequence: str) -> None:
             shard.starting_sequence_number += count
 
 
-def dynamodb_endpoint() -> tuple[Any, str]:
-    """AWS_ENDPOINT_URL_DYNAMODB when set, else a new embedded server (exported to the env)."""
+ENGINES = ("embedded", "dynamodb-local")
+
+
+def dynamodb_endpoint(engine: str = "embedded") -> tuple[Any, str]:
+    """The database of the local tools, its endpoint exported to the environment: with the
+    `dynamodb-local` engine, a DynamoDB Local started for this process (stopped when it exits;
+    one database for every access key id, so that `import` reaches it); else
+    AWS_ENDPOINT_URL_DYNAMODB when set, else a new embedded server. Returns (the embedded server
+    or the DynamoDB Local process, or None for an endpoint of the environment; the endpoint)."""
     use_local_credentials()
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-    if endpoint:
-        return None, endpoint
+    if engine == "dynamodb-local":
+        import atexit
+
+        from goals_conversions_local.dynamodb_local import DynamoDBLocal
+
+        local = DynamoDBLocal(shared=True)
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint = local.start()
+        os.environ.pop("AWS_ENDPOINT_URL_DYNAMODBSTREAMS", None)  # its streams are at the same endpoint
+        atexit.register(local.stop)
+        local_sqs()
+        return local, endpoint
+    configured = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if configured:
+        local_sqs()
+        return None, configured
     server, endpoint = start_embedded_dynamodb()
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     os.environ.setdefault("AWS_ENDPOINT_URL_SQS", endpoint)  # moto's server serves SQS too
     return server, endpoint
 
 
+def local_sqs() -> str:
+    """AWS_ENDPOINT_URL_SQS, or when unset an embedded moto server for the queues alone (exported):
+    DynamoDB Local serves no SQS, and the counting function sets unreadable records aside in a
+    queue (without one it would refuse them for ever)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS")
+    if not endpoint:
+        _, endpoint = start_embedded_dynamodb()
+        os.environ["AWS_ENDPOINT_URL_SQS"] = endpoint
+    return endpoint
+
+
 def ensure_queues(template: Template) -> list[str]:
-    """Create the template's queues at AWS_ENDPOINT_URL_SQS (the embedded server); none where
-    no local endpoint serves SQS (DynamoDB Local): the functions then only log what they would
-    send."""
+    """Create the template's queues at AWS_ENDPOINT_URL_SQS (an embedded server, see `local_sqs`);
+    none when no SQS endpoint is set."""
     if not os.environ.get("AWS_ENDPOINT_URL_SQS"):
         return []
     client = boto3.client("sqs")

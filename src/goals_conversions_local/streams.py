@@ -6,6 +6,12 @@ retried from the record the function names), splits a batch that raises in two, 
 on a record after a number of attempts (the deployed function's on-failure destination; here
 it is kept in `failures`). `drain()` returns once every record written so far is handled;
 `start()` drains in the background so that local totals settle within a second.
+
+The embedded database (moto's server in this process) is read in-process, and the records read
+are forgotten there. Any other endpoint (DynamoDB Local, a moto server of its own) is read
+through the Streams API, as Lambda reads it: one shard iterator per shard, carried from one
+GetRecords to the next (each GetShardIterator makes the server keep one more iterator), and
+records handed over as AWS would hand them (see `_lambda_record`).
 """
 
 from __future__ import annotations
@@ -20,12 +26,34 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from goals_conversions_local.embedded import TTL_DELETIONS, serves_here, ttl_deletion_key
 from goals_conversions_local.runtime import Functions
 from goals_conversions_local.template import Template
 
 logger = logging.getLogger(__name__)
 MAXIMUM_ATTEMPTS = 5
 POLL_SECONDS = 0.1
+
+
+# Where the pumps of this process have read an external stream, per (endpoint, access key id,
+# table): one reader, as Lambda's event source mapping keeps one position per shard. A pump made
+# later goes on from there instead of the stream's trim horizon, as it does on the embedded
+# database (which forgets what was read): otherwise each new pump would read, and hand over again,
+# the table's whole history.
+_READING: dict[tuple[str, str, str], tuple[threading.Lock, dict[str, str], dict[str, tuple[str, str | None]]]] = {}
+_READING_LOCK = threading.Lock()
+
+
+def _shared_reading(
+    table_name: str,
+) -> tuple[threading.Lock, dict[str, str], dict[str, tuple[str, str | None]]]:
+    key = (
+        os.environ.get("AWS_ENDPOINT_URL_DYNAMODBSTREAMS") or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or "",
+        os.environ.get("AWS_ACCESS_KEY_ID", ""),
+        table_name,
+    )
+    with _READING_LOCK:
+        return _READING.setdefault(key, (threading.Lock(), {}, {}))
 
 
 def streams_client() -> Any:
@@ -48,14 +76,21 @@ class StreamPump:
         assert self.spec.stream is not None
         self.functions = functions or Functions(template)
         self.table_name = table_name or os.environ.get("DATA_TABLE_NAME", self.spec.stream.table)
-        self.embedded = embedded  # the in-process moto server: consumed records can be forgotten
+        # The in-process moto server: read in-process, consumed records forgotten. Only when the
+        # endpoint in use is one this process serves (a test asking for it on another engine reads
+        # through the Streams API).
+        self.embedded = embedded and serves_here(os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"))
         self.failures: list[dict[str, Any]] = []
         self.invocations = 0
         self._client = streams_client()
-        self._positions: dict[str, str] = {}  # shard id -> last sequence number handled
         self._embedded_shards: list[tuple[str, str]] = []
         self._stream_arn: str | None = None
-        self._lock = threading.Lock()
+        if self.embedded:
+            self._lock = threading.Lock()
+            self._positions: dict[str, str] = {}  # shard id -> last sequence number handled
+            self._iterators: dict[str, tuple[str, str | None]] = {}  # shard id -> (iterator, position it follows)
+        else:
+            self._lock, self._positions, self._iterators = _shared_reading(self.table_name)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.invoke = self._invoke_function
@@ -131,7 +166,7 @@ class StreamPump:
                 break
             read += len(records)
             last = records[-1]["dynamodb"]["SequenceNumber"]
-            converted = [lambda_record(record, arn) for record in records]
+            converted = [lambda_record(record, arn, self.table_name) for record in records]
             wanted += [record for record in converted if source.accepts(record)]
         if not read:
             return 0
@@ -151,12 +186,19 @@ class StreamPump:
             from goals_conversions_local.embedded import read_stream
 
             return read_stream(self.table_name, position, limit)
+        kept = self._iterators.pop(shard, None)
+        if kept is not None and kept[1] == position:  # the iterator the last GetRecords gave
+            try:
+                return self._get_records(shard, kept[0], limit, position)
+            except ClientError as error:
+                if error.response["Error"]["Code"] not in ("ExpiredIteratorException", "TrimmedDataAccessException"):
+                    raise
         if position is not None:
             iterator = self._client.get_shard_iterator(
                 StreamArn=arn, ShardId=shard, ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=position
             )
             try:
-                return self._client.get_records(ShardIterator=iterator["ShardIterator"], Limit=limit)["Records"]
+                return self._get_records(shard, iterator["ShardIterator"], limit, position)
             except ClientError as error:
                 if error.response["Error"]["Code"] != "TrimmedDataAccessException":
                     raise
@@ -165,11 +207,21 @@ class StreamPump:
         for _ in range(10):  # the other reader may forget more between our two calls
             iterator = self._client.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
             try:
-                return self._client.get_records(ShardIterator=iterator["ShardIterator"], Limit=limit)["Records"]
+                return self._get_records(shard, iterator["ShardIterator"], limit, None)
             except ClientError as error:
                 if error.response["Error"]["Code"] != "TrimmedDataAccessException":
                     raise
         raise RuntimeError("the stream kept moving its trim horizon")
+
+    def _get_records(self, shard: str, iterator: str, limit: int, position: str | None) -> list[dict[str, Any]]:
+        """One GetRecords from the iterator that follows `position`; the iterator it returns is
+        kept for the next read of the shard, with the position that one follows."""
+        response = self._client.get_records(ShardIterator=iterator, Limit=limit)
+        records = response["Records"]
+        following = records[-1]["dynamodb"]["SequenceNumber"] if records else position
+        if response.get("NextShardIterator"):  # none once a closed shard is read to its end
+            self._iterators[shard] = (response["NextShardIterator"], following)
+        return records
 
     # -- delivering, as Lambda's event source mapping does -------------------------------------------
 
@@ -208,8 +260,20 @@ class StreamPump:
         return self.functions.invoke(self.spec, event)
 
 
-def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A GetRecords record as Lambda hands it to a function (JSON-safe, with its stream's ARN)."""
+# The stream record of a deletion by DynamoDB's TTL, as AWS delivers it to Lambda (the service
+# deleted the item): https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-streams.html
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+# DynamoDB Local (built on the AWS SDK for Java) names its own TTL deletions with the SDK's
+# placeholder for an enum value its model lacks, and gives them no userIdentity.
+DYNAMODB_LOCAL_TTL_EVENT = "UNKNOWN_TO_SDK_VERSION"
+
+
+def lambda_record(record: dict[str, Any], stream_arn: str, table_name: str | None = None) -> dict[str, Any]:
+    """A GetRecords record as Lambda hands it to a function (JSON-safe, with its stream's ARN).
+
+    A TTL deletion comes out as AWS sends it, a REMOVE with the service's identity, whatever the
+    engine wrote: DynamoDB Local writes its own as eventName UNKNOWN_TO_SDK_VERSION without
+    userIdentity, and the deletions `embedded.expire_items` makes on it are plain deletes."""
     stream = dict(record["dynamodb"])
     created = stream.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
@@ -218,4 +282,16 @@ def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     if "userIdentity" in record:  # GetRecords spells it PrincipalId/Type, a Lambda event principalId/type
         identity = record["userIdentity"]
         delivered["userIdentity"] = {"type": identity.get("Type"), "principalId": identity.get("PrincipalId")}
+    elif _deleted_by_ttl(record, table_name):
+        delivered["eventName"] = "REMOVE"
+        delivered["userIdentity"] = dict(TTL_IDENTITY)
     return delivered
+
+
+def _deleted_by_ttl(record: dict[str, Any], table_name: str | None) -> bool:
+    stream = record["dynamodb"]
+    if "NewImage" in stream or "OldImage" not in stream:
+        return False
+    if record.get("eventName") == DYNAMODB_LOCAL_TTL_EVENT:
+        return True
+    return ttl_deletion_key(table_name or "", stream["Keys"], stream["OldImage"]) in TTL_DELETIONS

@@ -56,6 +56,15 @@ class Listing:
     ) -> tuple[list[dict[str, Any]], int]:
         """`wanted` conversion items after `skip`, between `low` and `high` (inclusive, naive UTC),
         and how many there are in all."""
+        # Conversions are stored to the second: a bound inside a second is rounded inwards, and a
+        # range that holds no whole second is empty, read or not (DynamoDB refuses a Query whose
+        # BETWEEN has its low above its high; moto answers it with nothing).
+        if low is not None and low.microsecond:
+            low = low.replace(microsecond=0) + _SECOND
+        if high is not None:
+            high = high.replace(microsecond=0)
+        if low is not None and high is not None and low > high:
+            return [], 0
         start = max(low or buckets.EARLIEST, buckets.EARLIEST)
         end = min(high + _SECOND if high else buckets.LATEST, buckets.LATEST)
         memo: list[tuple[Run, list[Span]]] = []  # the bucket runs read, for the page's search to reuse
