@@ -22,6 +22,8 @@ LOCAL_CREDENTIALS = {
     # The embedded database answers one request at a time and moto's transactions copy the
     # table: give it far longer than DynamoDB's milliseconds before the client retries.
     "DYNAMODB_TIMEOUT_SECONDS": "60",
+    # The changes feed's cursors are signed with this key locally (deployed: a generated secret).
+    "CURSOR_KEY": "local-changes-cursor-key",
 }
 
 
