@@ -75,7 +75,7 @@ def prepare(seed: Path | None, seed_beside: bool = False) -> tuple[Template, Fun
     counting function, and the seed (its counts settled).
 
     With `seed_beside`, an embedded database's seed is loaded by a child process."""
-    from goals_conversions_local.embedded import dynamodb_endpoint, ensure_queues, ensure_tables
+    from goals_conversions_local.embedded import dynamodb_endpoint, ensure_event_buses, ensure_queues, ensure_tables
     from goals_conversions_local.runtime import Functions
     from goals_conversions_local.streams import StreamPump
 
@@ -84,6 +84,7 @@ def prepare(seed: Path | None, seed_beside: bool = False) -> tuple[Template, Fun
     client = _client()
     ensure_tables(template, client)
     ensure_queues(template)
+    ensure_event_buses(template)
     functions = Functions(template)
     pump = StreamPump(template, functions, embedded=server is not None)
     if seed:
@@ -138,6 +139,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"API docs: http://{args.host}:{httpd.server_address[1]}/docs", file=sys.stderr)
         if origins:
             print("CORS: browser apps from " + ", ".join(origins), file=sys.stderr)
+        if args.events:
+            _print_events()
         database = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
         print(
             f"DynamoDB: {database} (AWS_ENDPOINT_URL_DYNAMODB for goals-conversions import)",
@@ -150,6 +153,28 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         httpd.server_close()
     return 0
+
+
+def _print_events() -> None:
+    """Print each conversion event the run publishes, one JSON line on stdout, as EventBridge
+    delivers it to a rule's target (from the local queue every bus's events go to)."""
+    import threading
+
+    from goals_conversions_local.embedded import LOCAL_EVENTS_QUEUE, received_events
+
+    if not os.environ.get("EVENT_BUS_NAME"):
+        print("Events: off (no local EventBridge endpoint: set AWS_ENDPOINT_URL_EVENTBRIDGE)", file=sys.stderr)
+        return
+    import boto3
+
+    queue = boto3.client("sqs").get_queue_url(QueueName=LOCAL_EVENTS_QUEUE)["QueueUrl"]
+
+    def run() -> None:
+        while True:
+            for event in received_events(queue, wait_seconds=1):
+                print(json.dumps(event, separators=(",", ":")), flush=True)
+
+    threading.Thread(target=run, name="events", daemon=True).start()
 
 
 def invoke(args: argparse.Namespace) -> int:
@@ -293,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ORIGIN",
         help="let browser apps from this origin call the API (CORS), as CorsAllowedOrigins does deployed;"
         " repeat it or give a comma-separated list; * for any",
+    )
+    serve_parser.add_argument(
+        "--events", action="store_true", help="print each conversion event published (one JSON line on stdout)"
     )
     serve_parser.set_defaults(run=serve)
 
