@@ -199,10 +199,11 @@ def test_writers_of_two_tenants_at_once_are_never_cancelled_and_share_no_item(se
         ids = created[tenant.user_id]
         assert len(ids) == len(set(ids)) == writers * CREATES_PER_WRITER, "an id was given twice"
     # The server processes also count from the stream, three consumers of the same records:
-    # their transactions on count buckets may be refused, and are retried (exactly once still);
-    # no request's write was ever refused.
+    # their transactions on count buckets, markers and the feed may be refused, and are retried
+    # (exactly once still); no request's write was ever refused.
     refusals = rule.conflicts.refused[refused:]
-    request_refusals = [r for r in refusals if any('"COUNT#' not in k and '"APPLIED#' not in k for _, k in r[1])]
+    counting = ('"COUNT#', '"APPLIED#', '"CHANGES#')
+    request_refusals = [r for r in refusals if any(not any(p in k for p in counting) for _, k in r[1])]
     assert not request_refusals, request_refusals
 
     owner = {f"CONVERSION#{i}": user for user, ids in created.items() for i in ids}
@@ -210,6 +211,7 @@ def test_writers_of_two_tenants_at_once_are_never_cancelled_and_share_no_item(se
     owner |= {hash_api_key(t.api_key): t.user_id for t in (busy, other)}
     # The counting function's items (written by the servers' stream consumers) are per user too.
     owner |= {f"COUNT#{t.user_id}": t.user_id for t in (busy, other)}
+    owner |= {f"CHANGES#{t.user_id}": t.user_id for t in (busy, other)}  # the feed's entries and head
     writers_of: dict[tuple[str, str], set[int]] = {}
     for operation, keys in rule.conflicts.log[logged:]:
         for table, key in keys:
