@@ -86,7 +86,7 @@ def delete(tenant: Tenant, conversion_id: int) -> None:
 def history(tenant: Tenant) -> list[tuple[str, dict[str, Any]]]:
     """Creates, updates (references, goal, website) and deletes; the changes they make, in order."""
     made: list[tuple[str, dict[str, Any]]] = []
-    first = create(tenant, visitor_id=tenant.visitor_id)
+    first = create(tenant, visitor_id=tenant.visitor_id, value="19.9", currency="EUR")
     made.append(("created", first))
     second = create(tenant, tenant.second_goal_id)
     made.append(("created", second))

@@ -54,9 +54,12 @@ def captured(pump: StreamPump) -> list[dict[str, Any]]:
 
 
 def history(repository: Repository, tenant: Tenant) -> list[tuple[str, Conversion]]:
-    """A create, a move, a reference change and a delete; (detail-type, conversion) of each."""
+    """A create (with a value), a move, a reference change and a delete; (detail-type, conversion)
+    of each."""
     user = repository.accounts.user_by_key_hash(hash_api_key(tenant.api_key))
-    made = conversion_service.create(repository, user, tenant.goal_id, {"visitor_id": tenant.visitor_id})
+    worth = {"value": "19.9", "currency": "EUR"}
+    made = conversion_service.create(repository, user, tenant.goal_id, {"visitor_id": tenant.visitor_id}, worth)
+    assert (made.value, made.currency) == ("19.90", "EUR")
     moved = conversion_service.update(repository, user, made.id, {"goal_id": tenant.second_goal_id})
     cleared = conversion_service.update(repository, user, made.id, {"visitor_id": None})
     repository.conversions.delete(user, made.id)

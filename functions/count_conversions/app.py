@@ -59,8 +59,8 @@ def publish(records: list[StreamRecord], events: ConversionEvents) -> list[str]:
     again publishes again, so none is lost); the sequence number of the first record whose event
     could not be published, for the stream to deliver it again."""
     now = time.time()
-    changed = [(record, change_of(record, now)) for record in records]
-    changed = [(record, change) for record, change in changed if change is not None]
+    found = [(record, change_of(record, now)) for record in records]
+    changed = [(record, change) for record, change in found if change is not None]
     failed = events.publish([change for _, change in changed])
     if not failed:
         return []

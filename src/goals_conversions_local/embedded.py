@@ -183,7 +183,7 @@ def ensure_event_buses(template: Template) -> str | None:
 def received_events(queue_url: str, wait_seconds: int = 0) -> list[dict[str, Any]]:
     """The events the local queue holds (taken off it), as EventBridge delivers them."""
     sqs = boto3.client("sqs")
-    found = []
+    found: list[dict[str, Any]] = []
     while True:
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds).get(
             "Messages", []

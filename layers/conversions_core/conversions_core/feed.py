@@ -205,7 +205,7 @@ def read_changes(
     return ChangeListBody(
         data=[
             ConversionChange(
-                change=entry.change.kind,  # type: ignore[arg-type]
+                change=entry.change.kind,
                 changed_at=entry.change.changed_at,
                 conversion=Conversion.from_stored(entry.change.conversion),
             )

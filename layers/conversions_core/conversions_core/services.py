@@ -47,7 +47,7 @@ class Services:
         import boto3
 
         secret = boto3.client("secretsmanager").get_secret_value(SecretId=self.settings.cursor_secret_arn)
-        return secret["SecretString"].encode()
+        return str(secret["SecretString"]).encode()
 
     @cached_property
     def once(self) -> OnceOnly:

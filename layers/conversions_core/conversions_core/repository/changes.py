@@ -103,7 +103,7 @@ class ChangesFeed:
             {"Put": {"Item": to_dynamo(_entry_item(user_id, last + n, change, recorded, expires))}}
             for n, change in enumerate(changes, start=1)
         ]
-        moved = {"Item": to_dynamo({**changes_head_key(user_id), "sequence": last + len(changes)})}
+        moved: dict[str, Any] = {"Item": to_dynamo({**changes_head_key(user_id), "sequence": last + len(changes)})}
         if head is None:
             moved["ConditionExpression"] = "attribute_not_exists(pk)"
         else:
