@@ -8,7 +8,9 @@ conversions of website 1 over the last year with their counts (bench/loading.py)
 - the handler thread's CPU time (moto answers in other threads, so its work is not counted);
 - every DynamoDB call and its request units, from the items' sizes (bench/units.py);
 and for the counting function, a stream batch of 1 and of 100 creates (the records read from
-the embedded stream), its handler's CPU time and units, shared by the batch's conversions.
+the embedded stream), its handler's CPU time and units (the count buckets, the markers and the
+changes feed's entries and head), and its EventBridge events (PutEvents, 10 a call), shared by
+the batch's conversions. The changes feed's call is measured after them, on the feed they wrote.
 
 Assumptions, all here:
 - us-east-1 list prices (PRICE); API Gateway HTTP API ($1.00 a million; a REST API was $3.50);
@@ -57,7 +59,7 @@ from conversions_core.repository import Repository
 from conversions_core.repository.items import StoredConversion
 from conversions_core.seed import load_seed
 from conversions_core.values import DATETIME_FORMAT
-from goals_conversions_local.embedded import dynamodb_endpoint, ensure_tables
+from goals_conversions_local.embedded import dynamodb_endpoint, ensure_event_buses, ensure_tables
 from goals_conversions_local.runtime import Functions, LambdaContext, apply_environment
 from goals_conversions_local.streams import StreamPump
 from goals_conversions_local.template import Template
@@ -79,7 +81,9 @@ PRICE = {
     "api_gateway_http_request": 1.00 / 1e6,  # first 300 million a month; a REST API is $3.50
     "dynamodb_read_request_unit": 0.125 / 1e6,
     "dynamodb_write_request_unit": 0.625 / 1e6,
+    "eventbridge_custom_event": 1.00 / 1e6,  # PutEvents, per 64 KB chunk of an entry
 }
+EVENTBRIDGE_MS = 20.0  # a PutEvents call, waited like a DynamoDB call
 TARGETS = {"list": 2.50, "get": 2.30, "create": 8.00}  # USD per million (the issue)
 TARGET_BATCH = 100  # the create's target includes the counting function's share at this batch size
 KEY = "demo-key"
@@ -100,6 +104,8 @@ class Measured:
     cpu_ms: list[float]
     response_bytes: int = 0
     batch: int = 1  # conversions sharing it (the counting function)
+    events: int = 0  # EventBridge events it published
+    event_calls: int = 0  # its PutEvents calls
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -113,7 +119,7 @@ class Measured:
     def lambda_ms(self, memory_mb: int) -> int:
         cpu = statistics.median(self.cpu_ms) * max(1.0, FULL_VCPU_MB / memory_mb)
         waits = sum(DYNAMODB_MS.get(c.operation, DYNAMODB_DEFAULT_MS) for c in self.calls)
-        return math.ceil(cpu + waits)
+        return math.ceil(cpu + waits + self.event_calls * EVENTBRIDGE_MS)
 
     def dollars(self, memory_mb: int, front_door: bool = True) -> dict[str, float]:
         """USD per request (shared by `batch` conversions for the counting function)."""
@@ -126,6 +132,7 @@ class Measured:
                 + self.write_units * PRICE["dynamodb_write_request_unit"]
             )
             / self.batch,
+            "eventbridge": self.events * PRICE["eventbridge_custom_event"] / self.batch,
         }
 
 
@@ -136,6 +143,7 @@ def setup(size: int) -> tuple[Functions, Template, Repository, Recorder, list[in
     moto_speedup.install()
     client = boto3.client("dynamodb")
     ensure_tables(template, client)
+    ensure_event_buses(template)  # the counting function publishes to moto's EventBridge
     seed = json.loads((ROOT / "seeds" / "demo.json").read_text())
     seed["conversions"] = []  # replaced by a year of conversions with their counts
     for user in seed["users"]:
@@ -256,6 +264,13 @@ def measure(runs: int, size: int, memory: bool = True) -> tuple[list[Measured], 
             runner.run("statistics (30 days, Europe/Paris)", "conversion_statistics", [statistics_event] * count, 200)
         )
     counting = counting_shares(runner, repository, template)
+    # The feed now holds the counting runs' 406 changes: a call from the start reads `limit` + 1
+    # entries; filtered on a website none is of, FILTER_READS x limit + 1 (passed over).
+    for label, query in (
+        ("changes (limit 100)", {"limit": "100"}),
+        ("changes (limit 100, website_id matching none)", {"limit": "100", "website_id": "2"}),
+    ):
+        results.append(runner.run(label, "list_changes", [event("list_changes", query=query)] * count, 200))
     return results, counting, peak_memory(template, stored[0]) if memory else {}
 
 
@@ -278,6 +293,7 @@ def counting_shares(runner: Runner, repository: Repository, template: Template) 
             assert len(events[-1]["Records"]) == size
         measured = runner.run(f"counting, {size} a batch", "count_conversions", events, 200, warm=1)
         measured.batch = size
+        measured.events, measured.event_calls = size, math.ceil(size / 10)  # one event per change
         shares[f"counting, {size} a batch"] = measured
     return shares
 
@@ -313,7 +329,8 @@ def with_counting(request: Measured, share: Measured, memory: int) -> float:
 def cost_table(results: list[Measured], counting: dict[str, Measured]) -> str:
     memories = " | ".join(f"{m} MB: ms / $ per M" for m in MEMORIES_MB)
     lines = [
-        f"| request | CPU here (ms) | RRU | WRU | {memories} | of which API GW + DynamoDB ($/M) | cheapest | fastest |",
+        f"| request | CPU here (ms) | RRU | WRU | {memories} | of which API GW + DynamoDB + EventBridge ($/M) "
+        "| cheapest | fastest |",
         "|---|---:|---:|---:|" + "---:|" * len(MEMORIES_MB) + "---:|---|---|",
     ]
     rows: list[tuple[str, Measured, Measured | None]] = []
@@ -328,7 +345,8 @@ def cost_table(results: list[Measured], counting: dict[str, Measured]) -> str:
         ms = {m: request.lambda_ms(m) + (share.lambda_ms(m) / share.batch if share else 0) for m in MEMORIES_MB}
         cells = " | ".join(f"{ms[m]:.0f} / {per_million(totals[m])}" for m in MEMORIES_MB)
         fixed = request.dollars(MEMORIES_MB[0])
-        fixed_total = fixed["api_gateway"] + fixed["dynamodb"] + (share.dollars(128)["dynamodb"] if share else 0)
+        shared = share.dollars(128) if share else {"dynamodb": 0.0, "eventbridge": 0.0}
+        fixed_total = fixed["api_gateway"] + fixed["dynamodb"] + shared["dynamodb"] + shared["eventbridge"]
         cheapest = min(MEMORIES_MB, key=lambda m: totals[m])
         fastest = min(MEMORIES_MB, key=lambda m: request.lambda_ms(m))
         lines.append(
@@ -415,9 +433,11 @@ def report(results: list[Measured], counting: dict[str, Measured], peaks: dict[s
         f"${PRICE['lambda_gb_second_arm64']}/GB-s and ${PRICE['lambda_request'] * 1e6:.2f}/M requests; DynamoDB on "
         f"demand ${PRICE['dynamodb_write_request_unit'] * 1e6:.3f}/M write units and "
         f"${PRICE['dynamodb_read_request_unit'] * 1e6:.3f}/M read units (a transactional write 2 units per KB, a "
-        "strongly consistent read 1 unit per 4 KB, eventually consistent half). Lambda time: CPU measured here x "
+        "strongly consistent read 1 unit per 4 KB, eventually consistent half); EventBridge "
+        f"${PRICE['eventbridge_custom_event'] * 1e6:.2f}/M events. Lambda time: CPU measured here x "
         f"{FULL_VCPU_MB}/memory (1 vCPU at {FULL_VCPU_MB} MB) + {DYNAMODB_DEFAULT_MS:g} ms a DynamoDB call "
-        f"({DYNAMODB_MS['TransactWriteItems']:g} ms a TransactWriteItems). The account: {size:,} conversions "
+        f"({DYNAMODB_MS['TransactWriteItems']:g} ms a TransactWriteItems, {EVENTBRIDGE_MS:g} ms a PutEvents). "
+        f"The account: {size:,} conversions "
         f"of website 1 over a year; pages of {PER_PAGE}. The counting function's share of a create: its invocation, "
         "duration and write units divided by the conversions in its batch (an update or delete adds the same share: "
         "one stream record each)."

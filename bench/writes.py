@@ -32,6 +32,7 @@ from units import Call, Recorder
 from conversions_core import conversion_service
 from conversions_core.auth import hash_api_key
 from conversions_core.repository import Repository
+from conversions_core.repository.changes import change_of
 from conversions_core.repository.counting import Counter, count_change
 from conversions_core.repository.dynamo import Table
 from conversions_core.repository.stream import read_batch
@@ -100,8 +101,8 @@ def counting(recorder: Recorder, repository: Repository, records: list[dict[str,
     recorder.take()
     readable = read_batch(records).records
     outcome = Counter(Table(repository.conversions.table.client, TABLE)).apply(readable)
-    moving = [r for r in readable if count_change(r) is not None]
-    if outcome.failed_sequence or outcome.applied != len(moving):
+    changing = [r for r in readable if count_change(r) is not None or change_of(r, 0) is not None]
+    if outcome.failed_sequence or outcome.applied != len(changing):
         raise SystemExit(f"the counting function did not apply the batch: {outcome}")
     return recorder.take()
 

@@ -35,6 +35,7 @@ import pytest
 
 from goals_conversions_local.dynamodb_local import DynamoDBLocal, fresh_access_key
 from goals_conversions_local.embedded import (
+    ensure_event_buses,
     ensure_queues,
     ensure_tables,
     start_embedded_dynamodb,
@@ -63,10 +64,12 @@ else:
     _server, ENDPOINT = start_embedded_dynamodb()
     os.environ["AWS_ENDPOINT_URL_SQS"] = ENDPOINT
 os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ENDPOINT
+os.environ["AWS_ENDPOINT_URL_EVENTBRIDGE"] = os.environ["AWS_ENDPOINT_URL_SQS"]  # moto's, on either engine
 TEMPLATE = Template()
 apply_environment(TEMPLATE)
 ensure_tables(TEMPLATE, boto3.client("dynamodb"))
 ensure_queues(TEMPLATE)
+EVENTS_QUEUE = ensure_event_buses(TEMPLATE)
 
 from conversions_core.http import get_services  # noqa: E402
 from conversions_core.repository import Repository, ids  # noqa: E402

@@ -63,3 +63,24 @@ def audit(repository: Repository, client: Any, table: str, tenant: Any) -> dict[
         assert total == sum(1 for i in by_id.values() if i["goal_id"] == goal_id), f"goal {goal_id}"
         totals[f"goal {goal_id}"] = total
     return totals
+
+
+def audit_feed(client: Any, table: str, tenant: Any) -> list[tuple[str, int]]:
+    """Checks one tenant's changes feed: entries numbered 1 to the head with no gap, and each
+    conversion's changes a creation (or a first change seen), updates, and at most one deletion,
+    last. Returns (change, conversion id) in the feed's order."""
+    items = [i for i in scan(client, table) if i["pk"] == f"CHANGES#{tenant.user_id}"]
+    head = [i for i in items if i["sk"] == "HEAD"]
+    entries = sorted((i for i in items if i["sk"] != "HEAD"), key=lambda i: i["sk"])
+    if not entries:
+        assert not head or head[0]["sequence"] == 0
+        return []
+    assert [int(i["sk"]) for i in entries] == list(range(1, len(entries) + 1)), "the feed has a gap"
+    assert head and int(head[0]["sequence"]) == len(entries), "the head is not the last entry"
+    changes = [(i["change"], int(i["id"])) for i in entries]
+    for conversion_id in {c for _, c in changes}:
+        kinds = [k for k, c in changes if c == conversion_id]
+        assert kinds.count("created") <= 1 and kinds.count("deleted") <= 1, (conversion_id, kinds)
+        assert "created" not in kinds or kinds[0] == "created", (conversion_id, kinds)
+        assert "deleted" not in kinds or kinds[-1] == "deleted", (conversion_id, kinds)
+    return changes

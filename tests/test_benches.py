@@ -23,6 +23,7 @@ TINY = {
     "cost.py": (["--runs", "1", "--size", "100", "--no-memory"], "cost.md"),
     "one_second.py": (["--size", "50"], "one_second.md"),
     "local_server.py": (["--size", "20", "--gets", "2", "--clients", "4", "--no-wait"], "local_server.md"),
+    "seed_memory.py": (["--conversions", "50", "--engines", "moto"], "seed_memory.md"),
 }
 # Builds the layer from the package index for Python 3.13 (minutes): only its arguments here.
 NOT_RUN = {"layer.py": ["--help"]}

@@ -28,7 +28,7 @@ import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from tables import audit, own_tables
+from tables import audit, audit_feed, own_tables
 
 from conftest import ENDPOINT, EXTERNAL, FIGURES, PUMPS, Tenant, counting_pump, settle
 from conversions_core import conversion_service
@@ -207,10 +207,11 @@ def test_writers_of_two_tenants_at_once_are_never_cancelled_and_share_no_item(se
         ids = created[tenant.user_id]
         assert len(ids) == len(set(ids)) == writers * CREATES_PER_WRITER, "an id was given twice"
     # The server processes also count from the stream, three consumers of the same records:
-    # their transactions on count buckets may be refused, and are retried (exactly once still);
-    # no request's write was ever refused.
+    # their transactions on count buckets, markers and the feed may be refused, and are retried
+    # (exactly once still); no request's write was ever refused.
     refusals = rule.conflicts.refused[refused:]
-    request_refusals = [r for r in refusals if any('"COUNT#' not in k and '"APPLIED#' not in k for _, k in r[1])]
+    counting = ('"COUNT#', '"APPLIED#', '"CHANGES#')
+    request_refusals = [r for r in refusals if any(not any(p in k for p in counting) for _, k in r[1])]
     assert not request_refusals, request_refusals
 
     owner = {f"CONVERSION#{i}": user for user, ids in created.items() for i in ids}
@@ -218,6 +219,7 @@ def test_writers_of_two_tenants_at_once_are_never_cancelled_and_share_no_item(se
     owner |= {hash_api_key(t.api_key): t.user_id for t in (busy, other)}
     # The counting function's items (written by the servers' stream consumers) are per user too.
     owner |= {f"COUNT#{t.user_id}": t.user_id for t in (busy, other)}
+    owner |= {f"CHANGES#{t.user_id}": t.user_id for t in (busy, other)}  # the feed's entries and head
     writers_of: dict[tuple[str, str], set[int]] = {}
     for operation, keys in rule.conflicts.log[logged:]:
         for table, key in keys:
@@ -367,3 +369,76 @@ def test_the_same_idempotency_key_sent_at_once_makes_one_conversion(servers, rep
     assert list_all(servers[0], tenant)["meta"]["total"] == 1
     assert audit(repository, boto3.client("dynamodb"), TABLE, tenant)["user"] == 1
     FIGURES.append(f"concurrency: one Idempotency-Key from 8 threads: {dict(statuses)}, one conversion")
+
+
+def test_the_changes_feed_gives_every_change_of_writers_in_several_processes_once_in_order(servers, repository):
+    """Writers over three server processes (each with its own counting function on the stream,
+    as Lambda may run several, plus this process's) create, update and delete conversions while a
+    reader walks the feed through the servers: each conversion's changes are seen once, in the
+    order they were made, and the feed's numbers have no gap."""
+    tenant = Tenant(repository)
+    done: dict[int, list[str]] = {}
+    lock = threading.Lock()
+
+    def writer(number: int) -> Callable[[], None]:
+        def write() -> None:
+            session = requests.Session()
+            for i in range(6):
+                url = servers[(number + i) % len(servers)]
+                made = session.post(
+                    f"{url}/api/goals-conversions", json={"goal_id": tenant.goal_id}, headers=tenant.auth
+                )
+                assert made.status_code == 201, made.text
+                conversion_id = made.json()["data"]["id"]
+                kinds = ["created"]
+                changed = session.post(
+                    f"{url}/api/goals-conversions/{conversion_id}",
+                    json={"visitor_id": tenant.visitor_id},
+                    headers=tenant.auth,
+                )
+                assert changed.status_code == 200, changed.text
+                kinds.append("updated")
+                if i % 2:
+                    gone = session.delete(f"{url}/api/goals-conversions/{conversion_id}", headers=tenant.auth)
+                    assert gone.status_code == 204, gone.text
+                    kinds.append("deleted")
+                with lock:
+                    done[conversion_id] = kinds
+
+        return write
+
+    seen: list[tuple[str, int]] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        session, cursor, number = requests.Session(), None, 0
+        while True:
+            finished = stop.is_set()
+            params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+            page = session.get(
+                f"{servers[number % len(servers)]}/api/goals-conversions/changes", params=params, headers=tenant.auth
+            )
+            number += 1
+            assert page.status_code == 200, page.text
+            body = page.json()
+            seen.extend((c["change"], c["conversion"]["id"]) for c in body["data"])
+            cursor = body["meta"]["next_cursor"]
+            if finished and not body["meta"]["has_more"]:
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    together([writer(n) for n in range(6)])
+    settle()
+    expected = sum(len(kinds) for kinds in done.values())
+    for _ in range(100):  # the servers' counting functions may still be at work
+        if len(audit_feed(boto3.client("dynamodb"), TABLE, tenant)) == expected:
+            break
+        threading.Event().wait(0.1)
+    stop.set()
+    reader.join(timeout=120)
+    assert not reader.is_alive()
+    assert len(seen) == len(set(seen)) == expected, "a change was seen twice or missed"
+    for conversion_id, kinds in done.items():
+        assert [k for k, c in seen if c == conversion_id] == kinds, conversion_id
+    assert [(k, c) for k, c in audit_feed(boto3.client("dynamodb"), TABLE, tenant)] == seen

@@ -19,7 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
-from tables import audit, own_tables, scan
+from tables import audit, audit_feed, own_tables, scan
 
 from conftest import TEMPLATE, Tenant, batch_response, counting_pump, import_id
 from conversions_core import conversion_service
@@ -139,6 +139,8 @@ def test_a_batch_delivered_twice_counts_once(repository, client, tenant):
         outcome = counter.apply(readable(event["Records"]))
         assert outcome.applied == 0 and outcome.failed_sequence is None
     assert audit(repository, client, TABLE, tenant)["user"] == 5
+    kinds = [kind for kind, _ in audit_feed(client, TABLE, tenant)]
+    assert kinds == ["created"] * 6 + ["updated", "deleted"]  # each change once, in order
     assert_range_totals(repository, client, tenant)
 
 
@@ -165,6 +167,7 @@ def test_a_counting_function_killed_after_any_of_its_writes_and_retried_counts_o
         outcome = Counter(Table(client, TABLE)).apply(readable(event["Records"]))  # Lambda's retry
         assert outcome.failed_sequence is None and outcome.skipped > 0
         assert audit(repository, client, TABLE, tenant)["user"] == 40
+        assert [kind for kind, _ in audit_feed(client, TABLE, tenant)] == ["created"] * 40
         assert_range_totals(repository, client, tenant)
 
 
@@ -179,6 +182,7 @@ def test_a_split_batch_is_counted_once(repository, client):
     assert counter.apply(readable(records[:half])).failed_sequence is None
     assert counter.apply(readable(records[half:])).failed_sequence is None
     assert audit(repository, client, TABLE, tenant)["user"] == 40
+    assert [kind for kind, _ in audit_feed(client, TABLE, tenant)] == ["created"] * 40
     assert_range_totals(repository, client, tenant)
 
 
@@ -199,6 +203,8 @@ def test_ttl_deletions_leave_lists_and_counts(client, tenant):
     assert expire_items(TABLE) >= 4  # the three created and the one imported three days ago
     pump.drain()
     assert audit(repository, client, TABLE, tenant)["user"] == 2  # the listed items went too
+    # Retention's deletions are changes too: a copy kept in step loses them as the list does.
+    assert [kind for kind, _ in audit_feed(client, TABLE, tenant)] == ["created"] * 6 + ["deleted"] * 4
     listed = repository.conversions.list(user(repository, tenant), ListRequest(results_per_page=10))
     assert len(listed.conversions) == 2
 
@@ -353,4 +359,5 @@ def test_the_counting_state_is_the_same_size_whatever_shares_a_second(repository
     largest = max(len(json.dumps(operation)) for operation in items)
     assert largest < 1024, largest  # one write unit's worth, whatever the batch
     assert max(len(params["TransactItems"]) for params in writes) <= 100
-    assert len(items) == 1200 + 6 * len(writes)  # a marker per record, six buckets per transaction
+    # A marker and a feed entry per record; six buckets and the feed's head per transaction.
+    assert len(items) == 2 * 1200 + 7 * len(writes)

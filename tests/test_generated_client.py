@@ -29,6 +29,7 @@ OPERATIONS = {
         "update_conversion",
         "delete_conversion",
         "conversion_statistics",
+        "list_changes",
     },
     "goals": {"list_goals", "get_goal", "create_goal", "update_goal", "delete_goal"},
 }
@@ -257,3 +258,27 @@ def test_every_goal_operation_through_every_body_model(client_package, local_api
         assert c.delete_goal.sync_detailed(goal.id, client=client).status_code == 204
     missing = c.get_goal.sync(goals[0].id, client=client)
     assert isinstance(missing, m.Errors) and missing.errors[0].status == 404
+
+
+def test_the_generated_client_walks_the_changes_feed(client_package, local_api, tenant):
+    c = _client(client_package, local_api, tenant.api_key)
+    m, client = c.models, c.client
+    made = [_ok(c.create_conversion.sync(client=client, body=m.ConversionCreate(goal_id=tenant.goal_id)), m).data]
+    made.append(_ok(c.create_conversion.sync(client=client, body=m.ConversionCreate(goal_id=tenant.goal_id)), m).data)
+    c.update_conversion.sync(made[0].id, client=client, body=m.ConversionUpdate(goal_id=tenant.second_goal_id))
+    assert c.delete_conversion.sync_detailed(made[1].id, client=client).status_code == 204
+    settle()
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = _ok(c.list_changes.sync(client=client, limit=2, **({"cursor": cursor} if cursor else {})), m)
+        pages += 1
+        seen += [(str(change.change.value), change.conversion.id) for change in page.data]
+        cursor = page.meta.next_cursor
+        if not page.meta.has_more:
+            break
+    assert seen == [("created", made[0].id), ("created", made[1].id), ("updated", made[0].id), ("deleted", made[1].id)]
+    assert pages >= 2
+    empty = _ok(c.list_changes.sync(client=client, cursor=cursor), m)
+    assert empty.data == [] and empty.meta.has_more is False
+    refused = c.list_changes.sync(client=client, cursor=cursor[:-1] + ("B" if cursor[-1] == "A" else "A"))
+    assert isinstance(refused, m.Errors) and refused.errors[0].source.parameter == "cursor"

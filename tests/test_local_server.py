@@ -108,6 +108,7 @@ EXPECTED_STATUS = {
     "update_conversion": 200,
     "delete_conversion": 204,
     "conversion_statistics": 200,
+    "list_changes": 200,
     "list_goals": 200,
     "get_goal": 200,
     "create_goal": 201,

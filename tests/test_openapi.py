@@ -24,6 +24,7 @@ def test_document_describes_every_operation_with_its_success_status():
         ("GET", "/api/goals-conversions"): ["200"],
         ("POST", "/api/goals-conversions"): ["201"],
         ("GET", "/api/goals-conversions/statistics"): ["200"],
+        ("GET", "/api/goals-conversions/changes"): ["200"],
         ("GET", "/api/goals-conversions/{conversion_id}"): ["200"],
         ("POST", "/api/goals-conversions/{conversion_id}"): ["200"],
         ("DELETE", "/api/goals-conversions/{conversion_id}"): ["204"],
@@ -43,7 +44,8 @@ def test_operations_have_the_ids_a_generated_client_names_its_functions_by():
     document = json.loads(COMMITTED.read_text())
     ids = {operation["operationId"] for operations in document["paths"].values() for operation in operations.values()}
     canonical = {"listConversions", "getConversion", "createConversion", "updateConversion", "deleteConversion"}
-    canonical |= {"conversionStatistics", "listGoals", "getGoal", "createGoal", "updateGoal", "deleteGoal"}
+    canonical |= {"listChanges", "conversionStatistics"}
+    canonical |= {"listGoals", "getGoal", "createGoal", "updateGoal", "deleteGoal"}
     assert ids == canonical
 
 

@@ -22,6 +22,7 @@ from schemathesis.core import NOT_SET
 from tables import local_server, own_tables
 
 from conftest import FIGURES, TEMPLATE, Tenant
+from conversions_core.feed import CURSOR_RULE
 from conversions_core.repository import Repository
 from conversions_core.statistics import MAX_INTERVALS, TIMEZONE_RULE
 from goals_conversions_local.openapi import build_document
@@ -56,6 +57,8 @@ CROSS_FIELD_RULES = (
     ("currency", "currency is required with value (there is no default currency to take)"),
     ("currency", "currency cannot be set while value is cleared: send both, or an empty value"),
     ("currency", "currency cannot be cleared alone: send an empty value to clear both"),
+    # The changes feed: a cursor is the service's own, signed; no schema can generate one.
+    ("cursor", CURSOR_RULE),
 )
 # The same, with a currency in the title.
 CROSS_FIELD_PATTERNS = (
@@ -95,7 +98,11 @@ CONFIG = SchemathesisConfig.from_dict(
                 # routes it too: a 404 for a conversion named "statistics", not a 405.
                 "include-path": "/api/goals-conversions/statistics",
                 "checks": {"unsupported_method": {"enabled": False}, "allow_header_conformance": {"enabled": False}},
-            }
+            },
+            {
+                "include-path": "/api/goals-conversions/changes",  # the same, for /changes
+                "checks": {"unsupported_method": {"enabled": False}, "allow_header_conformance": {"enabled": False}},
+            },
         ],
     }
 )

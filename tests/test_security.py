@@ -38,6 +38,7 @@ from functions.delete_conversion import app as delete_app
 from functions.delete_goal import app as delete_goal_app
 from functions.get_conversion import app as get_app
 from functions.get_goal import app as get_goal_app
+from functions.list_changes import app as changes_app
 from functions.list_conversions import app as list_app
 from functions.list_goals import app as list_goals_app
 from functions.update_conversion import app as update_app
@@ -52,6 +53,7 @@ MODULES = {
     "UpdateConversionFunction": update_app,
     "DeleteConversionFunction": delete_app,
     "ConversionStatisticsFunction": statistics_app,
+    "ListChangesFunction": changes_app,
     "ListGoalsFunction": list_goals_app,
     "GetGoalFunction": get_goal_app,
     "CreateGoalFunction": create_goal_app,
@@ -233,6 +235,8 @@ TABLE_NAMES = {name: name for name in TEMPLATE.tables()}
 # The counting function may also send a batch that keeps failing to its on-failure queue (Lambda
 # does, with the function's role): not a DynamoDB call, so not recorded.
 QUEUES = {"CountingFailuresQueue"}
+# Granted and not DynamoDB: the feed's cursor key (read at init), the events' bus.
+OTHER_RESOURCES = {"CursorKeySecret", "ConversionEventsBus"}
 
 
 def granted(function: str) -> set[tuple[str, str]]:
@@ -254,9 +258,17 @@ def granted(function: str) -> set[tuple[str, str]]:
 
 def _resource_name(function: str, resource: Any) -> str:
     assert resource != "*" and isinstance(resource, dict), f"{function}: resource {resource!r}"
+    if "Ref" in resource:
+        assert resource["Ref"] in OTHER_RESOURCES, f"{function}: {resource}"
+        return resource["Ref"]
+    if "Fn::If" in resource:  # the stack's bus, or the existing one a parameter names: the same grant
+        condition, created, existing = resource["Fn::If"]
+        assert condition == "CreateEventBus" and created == {"Fn::GetAtt": ["ConversionEventsBus", "Arn"]}
+        assert existing["Fn::Sub"].endswith(":event-bus/${EventBusName}"), f"{function}: {resource}"
+        return "ConversionEventsBus"
     if "Fn::GetAtt" in resource:
         name, attribute = resource["Fn::GetAtt"]
-        assert attribute == "Arn" and name in TABLE_NAMES.keys() | QUEUES, f"{function}: {resource}"
+        assert attribute == "Arn" and name in TABLE_NAMES.keys() | QUEUES | OTHER_RESOURCES, f"{function}: {resource}"
         return name
     text = resource["Fn::Sub"]
     assert text.startswith("${") and "*" not in text, f"{function}: {resource}"
@@ -357,9 +369,11 @@ def test_each_function_is_granted_exactly_the_calls_it_makes(recorders, make_ten
     change = {"website_id": tenant.lightweight_website_id, "key": "iam-2"}
     assert invoke(update_goal_app, goal_event("update_goal", tenant, goal["id"], json_body=change)).status == 200
     assert invoke(delete_goal_app, goal_event("delete_goal", tenant, goal["id"])).status == 204
+    # The changes feed: the key, then the caller's feed partition (the cursor key is read at init).
+    assert invoke(changes_app, api_event("list_changes", headers=auth, query={"limit": 5})).status == 200
 
     for function, recorder in recorders.items():
-        allowed = granted(function)
+        allowed = {(r, a) for r, a in granted(function) if r not in OTHER_RESOURCES}
         assert recorder.used <= allowed, f"{function} calls what it may not: {sorted(recorder.used - allowed)}"
         unused = {(r, a) for r, a in allowed - recorder.used if (function, r, a) not in MAY_BE_UNUSED}
         assert not unused, f"{function} is granted what it never calls: {sorted(unused)}"
@@ -412,7 +426,11 @@ def test_the_counting_function_is_granted_exactly_the_calls_it_makes(tables, mak
     repository.goals.delete(user, tenant.goal_id)
     pump.drain()
 
-    allowed = {(resource, action) for resource, action in granted("CountConversionsFunction") if resource not in QUEUES}
-    assert granted("CountConversionsFunction") - allowed == {("CountingFailuresQueue", "sqs:SendMessage")}
+    others = QUEUES | OTHER_RESOURCES
+    allowed = {(resource, action) for resource, action in granted("CountConversionsFunction") if resource not in others}
+    assert granted("CountConversionsFunction") - allowed == {
+        ("CountingFailuresQueue", "sqs:SendMessage"),
+        ("ConversionEventsBus", "events:PutEvents"),
+    }
     assert recorder.used <= allowed, f"calls what it may not: {sorted(recorder.used - allowed)}"
     assert recorder.used == allowed, f"is granted what it never calls: {sorted(allowed - recorder.used)}"

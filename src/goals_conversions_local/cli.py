@@ -77,7 +77,13 @@ def prepare(
     DynamoDB Local), tables, the stream's counting function, and the seed (its counts settled).
 
     With `seed_beside`, an embedded database's seed is loaded by a child process."""
-    from goals_conversions_local.embedded import dynamodb_endpoint, ensure_queues, ensure_tables, serves_here
+    from goals_conversions_local.embedded import (
+        dynamodb_endpoint,
+        ensure_event_buses,
+        ensure_queues,
+        ensure_tables,
+        serves_here,
+    )
     from goals_conversions_local.runtime import Functions
     from goals_conversions_local.streams import StreamPump
 
@@ -87,6 +93,7 @@ def prepare(
     client = _client()
     ensure_tables(template, client)
     ensure_queues(template)
+    ensure_event_buses(template)
     functions = Functions(template)
     pump = StreamPump(template, functions, embedded=embedded)
     if seed:
@@ -144,6 +151,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"API docs: http://{args.host}:{httpd.server_address[1]}/docs", file=sys.stderr)
         if origins:
             print("CORS: browser apps from " + ", ".join(origins), file=sys.stderr)
+        if args.events:
+            _print_events()
         database = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
         print(
             f"DynamoDB: {database} (AWS_ENDPOINT_URL_DYNAMODB for goals-conversions import)",
@@ -156,6 +165,28 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         httpd.server_close()
     return 0
+
+
+def _print_events() -> None:
+    """Print each conversion event the run publishes, one JSON line on stdout, as EventBridge
+    delivers it to a rule's target (from the local queue every bus's events go to)."""
+    import threading
+
+    from goals_conversions_local.embedded import LOCAL_EVENTS_QUEUE, received_events
+
+    if not os.environ.get("EVENT_BUS_NAME"):
+        print("Events: off (no local EventBridge endpoint: set AWS_ENDPOINT_URL_EVENTBRIDGE)", file=sys.stderr)
+        return
+    import boto3
+
+    queue = boto3.client("sqs").get_queue_url(QueueName=LOCAL_EVENTS_QUEUE)["QueueUrl"]
+
+    def run() -> None:
+        while True:
+            for event in received_events(queue, wait_seconds=1):
+                print(json.dumps(event, separators=(",", ":")), flush=True)
+
+    threading.Thread(target=run, name="events", daemon=True).start()
 
 
 def invoke(args: argparse.Namespace) -> int:
@@ -310,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         " repeat it or give a comma-separated list; * for any",
     )
     serve_parser.add_argument("--engine", **ENGINE_OPTION)
+    serve_parser.add_argument(
+        "--events", action="store_true", help="print each conversion event published (one JSON line on stdout)"
+    )
     serve_parser.set_defaults(run=serve)
 
     invoke_parser = commands.add_parser("invoke", help="run one function's handler on an event file")

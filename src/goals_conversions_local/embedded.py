@@ -23,6 +23,8 @@ LOCAL_CREDENTIALS = {
     # The embedded database answers one request at a time and moto's transactions copy the
     # table: give it far longer than DynamoDB's milliseconds before the client retries.
     "DYNAMODB_TIMEOUT_SECONDS": "60",
+    # The changes feed's cursors are signed with this key locally (deployed: a generated secret).
+    "CURSOR_KEY": "local-changes-cursor-key",
 }
 
 
@@ -214,6 +216,7 @@ def dynamodb_endpoint(engine: str = "embedded") -> tuple[Any, str]:
     server, endpoint = start_embedded_dynamodb()
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     os.environ.setdefault("AWS_ENDPOINT_URL_SQS", endpoint)  # moto's server serves SQS too
+    os.environ.setdefault("AWS_ENDPOINT_URL_EVENTBRIDGE", endpoint)  # and EventBridge
     return server, endpoint
 
 
@@ -225,6 +228,7 @@ def local_sqs() -> str:
     if not endpoint:
         _, endpoint = start_embedded_dynamodb()
         os.environ["AWS_ENDPOINT_URL_SQS"] = endpoint
+        os.environ.setdefault("AWS_ENDPOINT_URL_EVENTBRIDGE", endpoint)  # the conversion events too
     return endpoint
 
 
@@ -235,6 +239,48 @@ def ensure_queues(template: Template) -> list[str]:
         return []
     client = boto3.client("sqs")
     return [client.create_queue(QueueName=name)["QueueUrl"] for name in template.queues()]
+
+
+# Locally, every event on the template's buses is also sent to this queue (a rule per bus), so
+# that a run's events can be seen (`serve --events`) and asserted (the tests).
+LOCAL_EVENTS_QUEUE = "ConversionEventsLocal"
+LOCAL_EVENTS_RULE = "local-every-conversion-event"
+
+
+def ensure_event_buses(template: Template) -> str | None:
+    """Create the template's buses at AWS_ENDPOINT_URL_EVENTBRIDGE (the embedded server), each with a
+    rule sending its conversion events to LOCAL_EVENTS_QUEUE; returns that queue's URL. None
+    where no local endpoint serves EventBridge: the functions then publish nothing (events off)."""
+    if not os.environ.get("AWS_ENDPOINT_URL_EVENTBRIDGE"):
+        os.environ["EVENT_BUS_NAME"] = ""
+        return None
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    queue = sqs.create_queue(QueueName=LOCAL_EVENTS_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    existing = {bus["Name"] for bus in events.list_event_buses()["EventBuses"]}
+    for name in template.event_buses():
+        if name not in existing:
+            events.create_event_bus(Name=name)
+        pattern = json.dumps({"source": ["goals-conversions"]})
+        events.put_rule(Name=LOCAL_EVENTS_RULE, EventBusName=name, EventPattern=pattern)
+        events.put_targets(Rule=LOCAL_EVENTS_RULE, EventBusName=name, Targets=[{"Id": "local-queue", "Arn": arn}])
+    return queue
+
+
+def received_events(queue_url: str, wait_seconds: int = 0) -> list[dict[str, Any]]:
+    """The events the local queue holds (taken off it), as EventBridge delivers them."""
+    sqs = boto3.client("sqs")
+    found: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds).get(
+            "Messages", []
+        )
+        if not messages:
+            return found
+        for message in messages:
+            found.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        wait_seconds = 0
 
 
 def ensure_tables(template: Template, client: Any = None) -> list[str]:

@@ -105,6 +105,9 @@ def _contract_errors(document: dict[str, Any]) -> None:
                 wanted["415"] = "Unsupported Content-Type"
             for status, description in wanted.items():
                 responses.setdefault(status, {"description": description, **error})
+            for status, response in responses.items():  # an operation's own error statuses (410) too
+                if status[0] in "45":
+                    response.update(error)
 
 
 def _exact_numbers(node: Any) -> None:

@@ -119,6 +119,10 @@ class Template:
         """The SQS queues' logical ids (their local names)."""
         return [logical_id for logical_id, resource in self.resources.items() if resource["Type"] == "AWS::SQS::Queue"]
 
+    def event_buses(self) -> list[str]:
+        """The EventBridge buses' logical ids (their local names)."""
+        return [name for name, resource in self.resources.items() if resource["Type"] == "AWS::Events::EventBus"]
+
     def ttl_attributes(self) -> dict[str, str]:
         return {
             logical_id: resource["Properties"]["TimeToLiveSpecification"]["AttributeName"]

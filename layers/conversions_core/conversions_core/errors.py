@@ -42,6 +42,10 @@ class ConflictError(DomainError):
         self.retry_after = retry_after
 
 
+class GoneError(DomainError):
+    """What the request names existed but is kept no longer (a changes cursor past retention)."""
+
+
 class PayloadTooLargeError(DomainError):
     pass
 

@@ -37,6 +37,19 @@ class Services:
         return deadline_of(self.client)
 
     @cached_property
+    def cursor_key(self) -> bytes:
+        """The changes feed's cursor key (only the feed's function asks, at init): CURSOR_KEY, or
+        the deployment's secret."""
+        if self.settings.cursor_key:
+            return self.settings.cursor_key.encode()
+        if not self.settings.cursor_secret_arn:
+            raise RuntimeError("set CURSOR_KEY or CURSOR_SECRET_ARN: the changes feed signs its cursors")
+        import boto3
+
+        secret = boto3.client("secretsmanager").get_secret_value(SecretId=self.settings.cursor_secret_arn)
+        return str(secret["SecretString"]).encode()
+
+    @cached_property
     def once(self) -> OnceOnly:
         """Idempotent creates (only the create function uses it)."""
         return OnceOnly(self.client, self.settings.idempotency_table_name)

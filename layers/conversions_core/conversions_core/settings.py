@@ -15,6 +15,12 @@ class Settings:
     public_base_url: str | None
     dynamodb_timeout_seconds: float = 2
     retention_days: int = 0
+    changes_retention_days: int = 7
+    # The changes feed's cursor key: CURSOR_KEY itself (local tools), else the Secrets Manager
+    # secret the template creates (read once, at init).
+    cursor_key: str | None = None
+    cursor_secret_arn: str | None = None
+    event_bus_name: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -26,4 +32,8 @@ class Settings:
             public_base_url=os.environ.get("PUBLIC_BASE_URL") or None,
             dynamodb_timeout_seconds=float(os.environ.get("DYNAMODB_TIMEOUT_SECONDS", "2")),
             retention_days=int(os.environ.get("RETENTION_DAYS", "0")),
+            changes_retention_days=int(os.environ.get("CHANGES_RETENTION_DAYS", "7")),
+            cursor_key=os.environ.get("CURSOR_KEY") or None,
+            cursor_secret_arn=os.environ.get("CURSOR_SECRET_ARN") or None,
+            event_bus_name=os.environ.get("EVENT_BUS_NAME") or None,
         )

@@ -6,6 +6,7 @@
 - accounts: users, API keys, websites and what conversions reference
 - conversions, listing: the conversions API; goals: the goals API
 - statistics: counts per interval, from the count buckets only
+- changes: the changes feed (written with the counts, read by the feed's endpoint)
 - counting: counts from the stream; cascade: what a goal's move or deletion does to its conversions
 - importer: seed files and migrations; ratelimit: the per-key counter
 """
@@ -22,6 +23,7 @@ from conversions_core.repository.dynamo import Table
 if TYPE_CHECKING:
     from conversions_core.repository.accounts import Accounts
     from conversions_core.repository.cascade import Cascade
+    from conversions_core.repository.changes import ChangesFeed
     from conversions_core.repository.conversions import Conversions
     from conversions_core.repository.counting import Counter
     from conversions_core.repository.goals import Goals
@@ -78,6 +80,15 @@ class Repository:
         from conversions_core.repository.counting import Counter
 
         return Counter(self.table)
+
+    @cached_property
+    def changes(self) -> ChangesFeed:
+        """The changes feed, for reading (the counting function writes it with its own clock)."""
+        import time
+
+        from conversions_core.repository.changes import ChangesFeed
+
+        return ChangesFeed(self.table, time.time)
 
     @cached_property
     def cascade(self) -> Cascade:

@@ -7,7 +7,10 @@ of at most 100 items: an `ADD` on each bucket, and for each record a small marke
 after the record's event id, put on the condition that it does not exist yet. So a batch
 delivered twice, or a function that dies between two transactions and is retried with the same
 records (or a split of them), applies nothing twice: a refused transaction reads the markers,
-drops the records already applied, and applies the rest.
+drops the records already applied, and applies the rest. The same transactions write each
+record's entry in the user's changes feed and move the feed's head (repository/changes.py), so
+the feed is written exactly once too: a record that changes a conversion but no count (its
+references) gets a marker and an entry, with no bucket.
 
 The state is bounded: one marker of about 60 bytes per record, whatever else shares its second,
 user or goal, expiring after two days (the stream keeps a record 24 hours). Write units
@@ -29,6 +32,7 @@ from typing import Any
 
 from conversions_core.errors import DomainError
 from conversions_core.repository import buckets
+from conversions_core.repository.changes import Change, ChangesFeed, change_of, entry_items
 from conversions_core.repository.dynamo import Cancelled, Table, to_dynamo
 from conversions_core.repository.items import StoredConversion
 from conversions_core.repository.keys import applied_key, count_deltas, count_key
@@ -48,6 +52,7 @@ class CountChange:
     event_id: str
     user_id: int
     deltas: dict[tuple[str, str], int | Decimal] = field(default_factory=dict)  # (bucket, attribute) -> +-n
+    change: Change | None = None  # the record's entry in the changes feed (repository/changes.py)
 
 
 @dataclass
@@ -83,9 +88,12 @@ def earliest(sequences: list[str]) -> str:
 
 
 class Counter:
-    def __init__(self, table: Table, clock: Callable[[], float] = time.time):
+    """Counts, and the changes feed written in the same transactions (exactly once with them)."""
+
+    def __init__(self, table: Table, clock: Callable[[], float] = time.time, feed: ChangesFeed | None = None):
         self.table = table
         self._clock = clock
+        self.feed = feed or ChangesFeed(table, clock)
 
     def apply(self, records: list[StreamRecord]) -> Outcome:
         """Apply a batch of stream records (in stream order) to the count buckets."""
@@ -93,7 +101,11 @@ class Counter:
         by_user: dict[int, list[CountChange]] = defaultdict(list)
         for record in records:
             change = count_change(record)
-            if change is not None:  # a record that moves no count needs no marker
+            entry = change_of(record, self._clock())
+            if change is None and entry is not None:  # a change to the feed alone (references)
+                change = CountChange(record.sequence, record.event_id, entry.conversion.user_id)
+            if change is not None:  # a record that moves no count and changes nothing needs no marker
+                change.change = entry
                 by_user[change.user_id].append(change)
         failed: list[str] = []
         for changes in by_user.values():
@@ -138,12 +150,14 @@ class Counter:
                 sums[bucket][attribute] += delta
         operations = [_add_counts(chunk[0].user_id, bucket, deltas) for bucket, deltas in sorted(sums.items())]
         expires = int(self._clock()) + MARKER_LIFETIME_SECONDS
-        return [op for op in operations if op is not None] + [_mark(c.event_id, expires) for c in chunk]
+        feed = self.feed.operations(chunk[0].user_id, [c.change for c in chunk if c.change is not None])
+        return [op for op in operations if op is not None] + [_mark(c.event_id, expires) for c in chunk] + feed
 
 
 def _chunks(changes: list[CountChange]) -> list[list[CountChange]]:
-    """Consecutive records whose buckets and markers fit in one transaction, with at most
-    MAX_BUCKET_ATTRIBUTES attributes added to a bucket (an update expression is at most 4 KB)."""
+    """Consecutive records whose buckets, markers and feed entries (with the feed's head) fit in one
+    transaction, with at most MAX_BUCKET_ATTRIBUTES attributes added to a bucket (an update
+    expression is at most 4 KB)."""
     chunks: list[list[CountChange]] = []
     current: list[CountChange] = []
     attributes: dict[str, set[str]] = defaultdict(set)
@@ -151,7 +165,8 @@ def _chunks(changes: list[CountChange]) -> list[list[CountChange]]:
         wanted = defaultdict(set, {bucket: set(names) for bucket, names in attributes.items()})
         for bucket, attribute in change.deltas:
             wanted[bucket].add(attribute)
-        too_many = len(wanted) + len(current) + 1 > MAX_TRANSACTION_ITEMS
+        entries = entry_items(sum(c.change is not None for c in (*current, change)))
+        too_many = len(wanted) + len(current) + 1 + entries > MAX_TRANSACTION_ITEMS
         if current and (too_many or max(map(len, wanted.values())) > MAX_BUCKET_ATTRIBUTES):
             chunks.append(current)
             current, wanted = [], defaultdict(set)

@@ -14,12 +14,17 @@ Data table (`pk`, `sk`; indexes `ByUser` on `user_pk`+`sk` and `ByGoal` on `goal
 | listed conversion | WEBSITE#<id>#CONVERSIONS     | <datetime>#<id:020>       | user_pk, goal_pk            |
 | count bucket      | COUNT#<user_id>              | YEAR#2026 ... MINUTE#...  | n, w<website_id>, g<goal_id>|
 | counted record    | APPLIED#<stream event id>    | APPLIED                   | event_id, expires_at        |
+| change (feed)     | CHANGES#<user_id>            | <sequence:020>            | change, conversion, expires |
+| feed head         | CHANGES#<user_id>            | HEAD                      | sequence (the last taken)   |
 
 The sort key `<datetime>#<id>` orders by datetime then id, which is also id order: ids grow
 with time (see ids.py). A conversion's stream records (its `CONVERSION#` item) feed the count
 buckets; each user's buckets hold the user's total (`n`) and one total per website and goal.
 A goal's stream records (`GOAL#`) start the background jobs that move or delete its
 conversions; a `JOB#` item carries such a job over to the next invocation when it is long.
+A user's changes feed is one partition, `CHANGES#<user_id>`: an entry per change under a dense
+sequence number (zero-padded, so that the sort key orders them), and a head item holding the
+last number taken, written in the same transaction as the entries it numbers.
 """
 
 from __future__ import annotations
@@ -162,6 +167,35 @@ def applied_key(event_id: str) -> dict[str, str]:
     """The marker that a stream record (by its event id) was counted: its own partition, so
     markers spread like the records they mark."""
     return {"pk": f"APPLIED#{event_id}", "sk": "APPLIED"}
+
+
+CHANGES_HEAD = "HEAD"
+_SEQUENCE_DIGITS = 20
+
+
+def changes_partition(user_id: int) -> str:
+    """A user's changes feed: its entries and its head (the counting function's writes only:
+    the stream's event filter leaves them out)."""
+    return f"CHANGES#{user_id}"
+
+
+def change_key(user_id: int, sequence: int) -> dict[str, str]:
+    return {"pk": changes_partition(user_id), "sk": f"{sequence:0{_SEQUENCE_DIGITS}d}"}
+
+
+def changes_head_key(user_id: int) -> dict[str, str]:
+    return {"pk": changes_partition(user_id), "sk": CHANGES_HEAD}
+
+
+def change_bounds(after: int) -> tuple[str, str]:
+    """Sort-key bounds of the entries numbered above `after` (the head's sort key, a letter,
+    sorts after every number and is left out)."""
+    return f"{after + 1:0{_SEQUENCE_DIGITS}d}", "9" * _SEQUENCE_DIGITS
+
+
+def change_sequence(item: dict[str, Any]) -> int:
+    """The sequence number of a feed entry item."""
+    return int(item["sk"])
 
 
 def rate_limit_key(key_hash: str, window: int) -> dict[str, str]:

@@ -31,6 +31,7 @@ class StreamRecord:
     old: Any  # StoredConversion, StoredGoal or (a job) the item; None when there was none
     new: Any
     expired: bool = False  # deleted by DynamoDB's TTL
+    created: float | None = None  # ApproximateCreationDateTime: when the write was made (epoch seconds)
 
     @property
     def user_id(self) -> int | None:
@@ -89,7 +90,9 @@ def _read(record: dict[str, Any]) -> StreamRecord | None:
         raise UnreadableItem("the record has no image")
     identity = record.get("userIdentity") or {}
     expired = record.get("eventName") == "REMOVE" and identity.get("principalId") == TTL_PRINCIPAL
-    return StreamRecord(str(stream["SequenceNumber"]), str(record["eventID"]), kind, old, new, expired)
+    created = stream.get("ApproximateCreationDateTime")
+    created = float(created) if isinstance(created, int | float) and not isinstance(created, bool) else None
+    return StreamRecord(str(stream["SequenceNumber"]), str(record["eventID"]), kind, old, new, expired, created)
 
 
 def _image(kind: str, image: dict[str, Any] | None) -> Any:
