@@ -188,6 +188,17 @@ def event(name: str, conversion_id: int | None = None, query: dict[str, str] | N
     return data
 
 
+def json_body(data: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The event with a JSON body instead of its own."""
+    headers = {name: value for name, value in data["headers"].items() if name != "content-type"}
+    return {
+        **data,
+        "headers": {**headers, "content-type": "application/json"},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
 class Runner:
     """Invokes handlers warm, timing the handler thread's CPU and recording its DynamoDB calls."""
 
@@ -252,17 +263,23 @@ def measure(runs: int, size: int, memory: bool = True) -> tuple[list[Measured], 
     create = runner.run("create", "create_conversion", [event("create_conversion")] * count, 201)
     made = [json.loads(body)["data"]["id"] for body in create.extra["bodies"]]
     keyed = [event("create_conversion", **{"idempotency-key": f"cost-{n}"}) for n in range(count)]
+    valued = json_body(event("create_conversion"), {"goal_id": 1, "value": "19.90", "currency": "EUR"})
     results += [
         create,
+        runner.run("create (JSON, with a value)", "create_conversion", [valued] * count, 201),
         runner.run("create (Idempotency-Key)", "create_conversion", keyed, 201),
         runner.run("update", "update_conversion", [event("update_conversion", i) for i in made], 200),
         runner.run("delete", "delete_conversion", [event("delete_conversion", i) for i in made], 204),
     ]
     if (EVENTS / "conversion_statistics.json").exists():
         statistics_event = event("conversion_statistics")
-        results.append(
-            runner.run("statistics (30 days, Europe/Paris)", "conversion_statistics", [statistics_event] * count, 200)
-        )
+        grouped = event("conversion_statistics")
+        grouped["queryStringParameters"] = {**grouped["queryStringParameters"], "group_by": "goal"}
+        grouped["rawQueryString"] = urlencode(grouped["queryStringParameters"])
+        results += [
+            runner.run("statistics (30 days, Europe/Paris)", "conversion_statistics", [statistics_event] * count, 200),
+            runner.run("statistics (30 days, group_by=goal)", "conversion_statistics", [grouped] * count, 200),
+        ]
     counting = counting_shares(runner, repository, template)
     # The feed now holds the counting runs' 406 changes: a call from the start reads `limit` + 1
     # entries; filtered on a website none is of, FILTER_READS x limit + 1 (passed over).
