@@ -27,14 +27,11 @@ from typing import Any
 
 from report import publish
 
+from goals_conversions_local.dynamodb_local import DynamoDBLocal
+from goals_conversions_local.embedded import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-sys.path.insert(0, str(ROOT / "src"))
-
-from goals_conversions_local.dynamodb_local import DynamoDBLocal  # noqa: E402
-from goals_conversions_local.embedded import free_port  # noqa: E402
-
-TIMEOUT_SECONDS = 3600
 
 
 def seed(conversions: int) -> dict[str, Any]:
@@ -81,7 +78,7 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     return process, endpoint
 
 
-def measure(engine: str, seed_file: Path) -> dict[str, Any]:
+def measure(engine: str, seed_file: Path, timeout: float) -> dict[str, Any]:
     local = None
     if engine == "dynamodb-local":
         local = DynamoDBLocal(shared=True)
@@ -112,7 +109,7 @@ def measure(engine: str, seed_file: Path) -> dict[str, Any]:
     threading.Thread(target=lambda: serve.stdout and serve.stdout.readline() and listening.set(), daemon=True).start()
     while not listening.wait(0.5):
         samples.append(resident_mb(pid))
-        if serve.poll() is not None or time.monotonic() - started > TIMEOUT_SECONDS:
+        if serve.poll() is not None or time.monotonic() - started > timeout:
             break
     seconds = time.monotonic() - started
     samples.append(resident_mb(pid))
@@ -122,9 +119,9 @@ def measure(engine: str, seed_file: Path) -> dict[str, Any]:
     if local is not None:
         local.stop()
     else:
-        moto.terminate()
+        moto.kill()  # a busy moto server may ignore SIGTERM for minutes
         moto.wait(30)
-    return {
+    row = {
         "engine": engine,
         "endpoint": endpoint,
         "finished": finished,
@@ -133,6 +130,8 @@ def measure(engine: str, seed_file: Path) -> dict[str, Any]:
         "peak_mb": max(samples),
         "end_mb": samples[-1],
     }
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
 
 
 ENGINE_NAMES = {
@@ -146,11 +145,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--conversions", type=int, default=20_000)
     parser.add_argument("--engines", default="moto,dynamodb-local")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds an engine is given to finish the seed")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         seed_file = Path(folder) / "seed.json"
         seed_file.write_text(json.dumps(seed(args.conversions)))
-        rows = [measure(engine, seed_file) for engine in args.engines.split(",")]
+        rows = [measure(engine, seed_file, args.timeout) for engine in args.engines.split(",")]
     lines = [
         f"### `serve --seed` of {args.conversions:,} conversions against an external endpoint: the database's memory",
         "",
