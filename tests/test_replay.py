@@ -192,6 +192,10 @@ def test_a_batch_lambda_gave_up_on_is_read_again_from_the_stream_and_counted_onc
     assert on_the_queue(queue) == []
 
 
+@pytest.mark.moto_only(
+    reason="trims the embedded moto's stream in-process (trim_stream) to stand for 24 hours passing; "
+    "another engine's stream cannot be trimmed on demand"
+)
 def test_a_batch_the_stream_no_longer_holds_stays(repository, client, reader, queue):
     tenant, records = uncounted(repository, reader, 2)
     trim_stream(TABLE, records[0]["dynamodb"]["SequenceNumber"])  # as after 24 hours
@@ -271,6 +275,10 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.moto_only(
+    reason="the embedded moto serves SQS at its DynamoDB endpoint, as serve's database does; DynamoDB Local "
+    "serves no SQS (serve starts a moto server for the queue beside it)"
+)
 def test_the_command_replays_a_local_database_queue(repository, client, reader, queue):
     """As against `serve`'s database: its endpoint in AWS_ENDPOINT_URL_DYNAMODB, which serves SQS too."""
     tenant, [good, other] = uncounted(repository, reader, 2)
