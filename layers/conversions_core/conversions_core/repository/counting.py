@@ -15,8 +15,9 @@ references) gets a marker and an entry, with no bucket.
 The state is bounded: one marker of about 60 bytes per record, whatever else shares its second,
 user or goal, expiring after two days (the stream keeps a record 24 hours). Write units
 (transactional writes cost 2 per item of up to 1 KB): one conversion alone in a batch is 6
-buckets + 1 marker = 14 units; n conversions of one user in the same minute share their 6
-buckets: 2 (n + 6) units per transaction of up to 94 of them, 2.13 units a conversion in bulk.
+buckets + 1 marker + 1 feed entry + the feed's head = 18 units; n conversions of one user in
+the same minute share their 6 buckets and the head: 2 (2n + 7) units per transaction of up to
+46 of them, about 4.4 units a conversion in bulk (bench/writes.py).
 """
 
 from __future__ import annotations
