@@ -115,7 +115,11 @@ def measure(engine: str, seed_file: Path, timeout: float) -> dict[str, Any]:
     samples.append(resident_mb(pid))
     finished = listening.is_set()
     serve.send_signal(signal.SIGINT)
-    serve.wait(30)
+    try:
+        serve.wait(30)
+    except subprocess.TimeoutExpired:  # still busy with the seed's stream: it is measured already
+        serve.kill()
+        serve.wait(30)
     if local is not None:
         local.stop()
     else:

@@ -227,14 +227,17 @@ class StreamPump:
 
     def _deliver(self, records: list[dict[str, Any]], attempt: int = 1) -> None:
         """Invoke until the batch is handled: from the record a partial batch response names, or
-        in two halves when the invocation raises; a record still failing after MAXIMUM_ATTEMPTS
-        goes to `failures`."""
+        in two halves when the invocation raises; a record still failing after the template's
+        MaximumRetryAttempts (as Lambda; giving up sooner would let a later change of the same
+        conversion be applied before it) goes to `failures`."""
+        stream = self.spec.stream
+        maximum_attempts = 1 + stream.maximum_retries if stream is not None else MAXIMUM_ATTEMPTS
         while records:
             try:
                 response = self.invoke({"Records": records})
             except Exception:
                 logger.exception("stream pump: the counting function raised")
-                if attempt >= MAXIMUM_ATTEMPTS:
+                if attempt >= maximum_attempts:
                     self.failures += records
                     return
                 if len(records) > 1:
@@ -249,11 +252,11 @@ class StreamPump:
                 return
             sequences = [r["dynamodb"]["SequenceNumber"] for r in records]
             records = records[sequences.index(failed[0]) :] if failed[0] in sequences else records
-            if attempt >= MAXIMUM_ATTEMPTS:
+            if attempt >= maximum_attempts:
                 self.failures += records
                 return
             attempt += 1
-            time.sleep(0.01 * attempt)
+            time.sleep(min(0.01 * attempt, 0.2))
 
     def _invoke_function(self, event: dict[str, Any]) -> dict[str, Any]:
         self.invocations += 1

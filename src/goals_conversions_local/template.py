@@ -58,6 +58,7 @@ class StreamSource:
     table: str  # the table's logical id (its local name)
     batch_size: int
     patterns: list[dict[str, Any]]  # FilterCriteria patterns, parsed
+    maximum_retries: int = 5  # MaximumRetryAttempts: a record's attempts are 1 + these
 
     def accepts(self, record: dict[str, Any]) -> bool:
         return not self.patterns or any(_matches(pattern, record) for pattern in self.patterns)
@@ -213,4 +214,5 @@ def _stream_source(properties: dict[str, Any]) -> StreamSource:
         table=properties["Stream"]["Fn::GetAtt"][0],
         batch_size=int(properties.get("BatchSize", 100)),
         patterns=[json.loads(f["Pattern"]) for f in filters],
+        maximum_retries=int(properties.get("MaximumRetryAttempts", -1)) % 10_001,  # -1: Lambda's "forever"
     )
