@@ -55,7 +55,7 @@ from conversions_core import conversion_service
 from conversions_core.auth import hash_api_key
 from conversions_core.repository import Repository
 from conversions_core.seed import load_seed
-from goals_conversions_local.embedded import REQUEST_LOCK, dynamodb_endpoint, ensure_tables
+from goals_conversions_local.embedded import REQUEST_LOCK, dynamodb_endpoint, ensure_event_buses, ensure_tables
 from goals_conversions_local.runtime import apply_environment
 from goals_conversions_local.streams import StreamPump
 from goals_conversions_local.template import Template
@@ -201,6 +201,7 @@ class Database:
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # this process's own counting function
         client = boto3.client("dynamodb")
         ensure_tables(template, client)
+        ensure_event_buses(template)  # the counting function publishes to moto's EventBridge
         seed = json.loads((ROOT / "seeds" / "demo.json").read_text())
         for user in seed["users"]:
             user["rate_limit_per_minute"] = 1_000_000  # never refused; the counter is still written

@@ -36,7 +36,7 @@ from conversions_core.repository.cascade import Cascade
 from conversions_core.repository.counting import Counter
 from conversions_core.repository.dynamo import Table
 from conversions_core.seed import load_seed
-from goals_conversions_local.embedded import dynamodb_endpoint, ensure_tables
+from goals_conversions_local.embedded import dynamodb_endpoint, ensure_event_buses, ensure_tables
 from goals_conversions_local.runtime import Functions, apply_environment
 from goals_conversions_local.streams import StreamPump
 from goals_conversions_local.template import Template
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     [spec] = template.stream_functions()
     count_batch = Functions(template).module(spec).count_batch  # the counting function's handler code
     ensure_tables(template, boto3.client("dynamodb"))
+    ensure_event_buses(template)  # the counting function publishes to moto's EventBridge
     repository = Repository.build(boto3.client("dynamodb"), TABLE)
     load_owners(repository, users={OWNER: KEY}, websites={WEBSITE: OWNER}, goals={GOAL: WEBSITE}, visitors={})
     pump = StreamPump(template, table_name=TABLE, embedded=True)
