@@ -243,8 +243,10 @@ def import_seed(args: argparse.Namespace) -> int:
     else:
         print("Imported " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
     if local and args.count:  # on AWS the deployed counting function reads the stream
+        from goals_conversions_local.embedded import ensure_event_buses
         from goals_conversions_local.streams import StreamPump
 
+        ensure_event_buses(template)  # the counting function's bus, or events off with no local EventBridge
         records = StreamPump(template).drain()
         print(f"Counted: {records} stream records handled", file=sys.stderr if args.json else sys.stdout)
     return 0
