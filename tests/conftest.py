@@ -69,7 +69,7 @@ TEMPLATE = Template()
 apply_environment(TEMPLATE)
 ensure_tables(TEMPLATE, boto3.client("dynamodb"))
 ensure_queues(TEMPLATE)
-EVENTS_QUEUE = ensure_event_buses(TEMPLATE)
+ensure_event_buses(TEMPLATE)
 
 from conversions_core.http import get_services  # noqa: E402
 from conversions_core.repository import Repository, ids  # noqa: E402

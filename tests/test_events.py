@@ -20,7 +20,7 @@ import pytest
 import requests
 from tables import audit, audit_feed, own_tables
 
-from conftest import EVENTS_QUEUE, ROOT, TEMPLATE, Tenant
+from conftest import ROOT, TEMPLATE, Tenant
 from conversions_core import conversion_service
 from conversions_core.auth import hash_api_key
 from conversions_core.failures import FailuresQueue
@@ -31,7 +31,7 @@ from conversions_core.repository.cascade import Cascade
 from conversions_core.repository.counting import Counter
 from conversions_core.repository.dynamo import Table
 from functions.count_conversions.app import count_batch
-from goals_conversions_local.embedded import received_events
+from goals_conversions_local.embedded import deliver_events_to_queue, received_events, stop_delivering_events
 from goals_conversions_local.streams import StreamPump
 
 SCHEMA = json.loads((ROOT / "docs" / "events" / "conversion-event.schema.json").read_text())
@@ -81,7 +81,14 @@ def test_the_committed_schema_describes_the_conversion_the_api_returns():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
 
 
-def test_each_change_is_one_event_of_the_schemas_shape_on_the_bus(repository):
+@pytest.fixture
+def events_queue():
+    """The local queue a rule on the bus sends every conversion event to, while the test runs."""
+    yield deliver_events_to_queue(TEMPLATE)
+    stop_delivering_events(TEMPLATE)
+
+
+def test_each_change_is_one_event_of_the_schemas_shape_on_the_bus(repository, events_queue):
     """Through moto's EventBridge: the events a rule's target receives (the local queue)."""
     tenant = Tenant(repository)
     pump = StreamPump(TEMPLATE, table_name=TABLE, embedded=True)
@@ -93,7 +100,7 @@ def test_each_change_is_one_event_of_the_schemas_shape_on_the_bus(repository):
         assert count_batch(batch, Counter(table), Cascade(table), FailuresQueue(None), events) == {
             "batchItemFailures": []
         }
-    received = of_user(received_events(EVENTS_QUEUE, wait_seconds=1), tenant.user_id)
+    received = of_user(received_events(events_queue, wait_seconds=1), tenant.user_id)
     for event in received:
         jsonschema.validate(event, SCHEMA)
     assert [(e["detail-type"], e["detail"]) for e in received] == [

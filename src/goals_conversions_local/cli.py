@@ -152,7 +152,7 @@ def serve(args: argparse.Namespace) -> int:
         if origins:
             print("CORS: browser apps from " + ", ".join(origins), file=sys.stderr)
         if args.events:
-            _print_events()
+            _print_events(template)
         database = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
         print(
             f"DynamoDB: {database} (AWS_ENDPOINT_URL_DYNAMODB for goals-conversions import)",
@@ -167,19 +167,17 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_events() -> None:
-    """Print each conversion event the run publishes, one JSON line on stdout, as EventBridge
-    delivers it to a rule's target (from the local queue every bus's events go to)."""
+def _print_events(template: Template) -> None:
+    """Print each conversion event published from now on (not the seed's), one JSON line on
+    stdout, as EventBridge delivers it to a rule's target (the local queue)."""
     import threading
 
-    from goals_conversions_local.embedded import LOCAL_EVENTS_QUEUE, received_events
+    from goals_conversions_local.embedded import deliver_events_to_queue, received_events
 
     if not os.environ.get("EVENT_BUS_NAME"):
         print("Events: off (no local EventBridge endpoint: set AWS_ENDPOINT_URL_EVENTBRIDGE)", file=sys.stderr)
         return
-    import boto3
-
-    queue = boto3.client("sqs").get_queue_url(QueueName=LOCAL_EVENTS_QUEUE)["QueueUrl"]
+    queue = deliver_events_to_queue(template)
 
     def run() -> None:
         while True:

@@ -241,30 +241,50 @@ def ensure_queues(template: Template) -> list[str]:
     return [client.create_queue(QueueName=name)["QueueUrl"] for name in template.queues()]
 
 
-# Locally, every event on the template's buses is also sent to this queue (a rule per bus), so
-# that a run's events can be seen (`serve --events`) and asserted (the tests).
+# Where asked (`serve --events`, the events tests), every event on the template's buses is also
+# sent to this queue (a rule per bus). Only then: moto's SQS walks the whole queue on each message
+# sent, so a queue nobody reads makes every PutEvents slower than the last (a 5,000-conversion
+# seed took 305 s to count instead of 20).
 LOCAL_EVENTS_QUEUE = "ConversionEventsLocal"
 LOCAL_EVENTS_RULE = "local-every-conversion-event"
 
 
-def ensure_event_buses(template: Template) -> str | None:
-    """Create the template's buses at AWS_ENDPOINT_URL_EVENTBRIDGE (the embedded server), each with a
-    rule sending its conversion events to LOCAL_EVENTS_QUEUE; returns that queue's URL. None
-    where no local endpoint serves EventBridge: the functions then publish nothing (events off)."""
+def ensure_event_buses(template: Template) -> bool:
+    """Create the template's buses at AWS_ENDPOINT_URL_EVENTBRIDGE (the embedded server); whether
+    events are on. Off where no local endpoint serves EventBridge: the functions then publish
+    nothing."""
     if not os.environ.get("AWS_ENDPOINT_URL_EVENTBRIDGE"):
         os.environ["EVENT_BUS_NAME"] = ""
-        return None
-    events, sqs = boto3.client("events"), boto3.client("sqs")
-    queue = sqs.create_queue(QueueName=LOCAL_EVENTS_QUEUE)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return False
+    events = boto3.client("events")
     existing = {bus["Name"] for bus in events.list_event_buses()["EventBuses"]}
     for name in template.event_buses():
         if name not in existing:
             events.create_event_bus(Name=name)
-        pattern = json.dumps({"source": ["goals-conversions"]})
+    return True
+
+
+def deliver_events_to_queue(template: Template) -> str:
+    """A rule on each of the template's buses (made by `ensure_event_buses`) sending its
+    conversion events to LOCAL_EVENTS_QUEUE; returns the queue's URL. Whoever calls it reads the
+    queue (`received_events`) or stops the delivery (`stop_delivering_events`)."""
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    queue = sqs.create_queue(QueueName=LOCAL_EVENTS_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = json.dumps({"source": ["goals-conversions"]})
+    for name in template.event_buses():
         events.put_rule(Name=LOCAL_EVENTS_RULE, EventBusName=name, EventPattern=pattern)
         events.put_targets(Rule=LOCAL_EVENTS_RULE, EventBusName=name, Targets=[{"Id": "local-queue", "Arn": arn}])
     return queue
+
+
+def stop_delivering_events(template: Template) -> None:
+    events = boto3.client("events")
+    for name in template.event_buses():
+        events.remove_targets(Rule=LOCAL_EVENTS_RULE, EventBusName=name, Ids=["local-queue"])
+        events.delete_rule(Name=LOCAL_EVENTS_RULE, EventBusName=name)
+    sqs = boto3.client("sqs")
+    sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=LOCAL_EVENTS_QUEUE)["QueueUrl"])
 
 
 def received_events(queue_url: str, wait_seconds: int = 0) -> list[dict[str, Any]]:
