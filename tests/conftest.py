@@ -202,6 +202,31 @@ def dynamodb() -> Any:
 PUMPS.append(StreamPump(TEMPLATE, embedded=not EXTERNAL))
 
 
+def use_fresh_database(module: Any) -> None:
+    """Move this process to a database of its own on the external engine, with the template's
+    tables and the module's own (its ENVIRONMENT), and a pump reading them.
+
+    DynamoDB Local's calls slow down as the stream records of a database pile up (past about
+    20,000, 6-20x; deleting the tables does not help), so each test module starts on a fresh one.
+    Every client made so far signs with the default session's credentials, which are changed in
+    place; processes started later take the key from the environment."""
+    key = fresh_access_key(os.environ.get("PYTEST_XDIST_WORKER", "tests"))
+    os.environ["AWS_ACCESS_KEY_ID"] = key
+    boto3._get_default_session()._session.get_credentials().access_key = key
+    client = boto3.client("dynamodb")
+    ensure_tables(TEMPLATE, client)
+    own = getattr(module, "ENVIRONMENT", None)
+    if own:
+        own_tables(client, own["DATA_TABLE_NAME"].removesuffix("DataTable"))
+    PUMPS[0] = StreamPump(TEMPLATE, embedded=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def database_of_the_module(request: Any) -> None:
+    if EXTERNAL:
+        use_fresh_database(request.module)
+
+
 def own_tables(client: Any, prefix: str) -> dict[str, str]:
     """The template's tables under `prefix` (created if missing), as the environment naming them.
 

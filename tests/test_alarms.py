@@ -9,7 +9,11 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from conftest import ROOT, TEMPLATE
+
+pytestmark = pytest.mark.no_database
 
 ALARMS = {name: r["Properties"] for name, r in TEMPLATE.resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
 

@@ -14,6 +14,8 @@ import pytest
 from conversions_core.repository import buckets
 from conversions_core.repository.buckets import EARLIEST, LATEST, Run, cover, signed_cover
 
+pytestmark = pytest.mark.no_database
+
 
 def moments(seed: int, count: int, start: datetime, span: timedelta) -> list[datetime]:
     rng = random.Random(seed)

@@ -7,10 +7,14 @@ import py_compile
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from check_build import PYTHON_313_MAGIC, UNCHECKED_HASH, bytecode_problems  # noqa: E402
+
+pytestmark = pytest.mark.no_database
 
 PYTHON_312_MAGIC = (3531).to_bytes(2, "little") + b"\r\n"
 

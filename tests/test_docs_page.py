@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.no_database]
 
 # Every operation of the committed document, as (method, path).
 OPERATIONS = {

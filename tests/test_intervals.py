@@ -8,6 +8,8 @@ import pytest
 from conversions_core.errors import InvalidInputError
 from conversions_core.statistics import StatisticsRequest, local_intervals, statistics_request, zone
 
+pytestmark = pytest.mark.no_database
+
 
 def intervals(start: str, end: str, interval: str = "day", timezone: str = "UTC"):
     """[(label, UTC start as text)] and the UTC end as text."""

@@ -4,6 +4,8 @@ import pytest
 
 from conversions_core.links import PageLinks, base_url, valid_host
 
+pytestmark = pytest.mark.no_database
+
 
 @pytest.mark.parametrize(
     "host",

@@ -2,8 +2,12 @@
 
 import json
 
+import pytest
+
 from conftest import ROOT, TEMPLATE
 from goals_conversions_local.openapi import build_document, render
+
+pytestmark = pytest.mark.no_database
 
 COMMITTED = ROOT / "docs" / "openapi.json"
 

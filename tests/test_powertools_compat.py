@@ -20,6 +20,8 @@ from conftest import load_event
 from conversions_core import powertools_compat
 from conversions_core.powertools_compat import TrailingSlashRoutes, build_validation, routes, validation_built
 
+pytestmark = pytest.mark.no_database
+
 INSTALLED = version("aws-lambda-powertools")
 CHANGED = f"aws-lambda-powertools {INSTALLED} (checked: {powertools_compat.CHECKED_VERSION}) changed "
 
