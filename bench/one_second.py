@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     transactions = [call for call in calls if call.operation == "TransactWriteItems"]
     units = sum(call.write_units for call in calls)
     failed = sum(bool(response["batchItemFailures"]) for response in responses)
-    largest = largest_counting_item(recorder)
+    largest = largest_item(recorder, ("COUNT#", "APPLIED#"))
+    largest_change = largest_item(recorder, ("CHANGES#",))
     lines = [
         f"### {args.size:,} conversions of one user at one second ({SECOND}), on the embedded DynamoDB (moto)",
         "",
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         f"| counting TransactWriteItems | {len(transactions):,} |",
         f"| counting write units | {units:,.0f} |",
         f"| **counting write units per conversion** | **{units / args.size:.3f}** |",
-        f"| largest item written by the counting function (bytes) | {largest:,} |",
+        f"| largest count bucket or exactly-once marker (bytes) | {largest:,} |",
+        f"| largest changes-feed entry (bytes) | {largest_change:,} |",
         f"| import, then counting, seconds on this machine (moto) | {imported:.0f}, {counted:.0f} |",
         "",
         f"Exact: {'yes' if total == statistics == args.size and not failed else '**no**'}.",
@@ -120,10 +122,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("the counts are not exact")
 
 
-def largest_counting_item(recorder: Recorder) -> int:
-    """The size of the largest count bucket or marker in the table, as DynamoDB measures it."""
+def largest_item(recorder: Recorder, prefixes: tuple[str, ...]) -> int:
+    """The size of the largest item whose partition key starts with one of `prefixes`, as DynamoDB
+    measures it."""
     items = (item.to_json()["Attributes"] for item in recorder.backend.get_table(TABLE).all_items())
-    return max(item_size(item) for item in items if item["pk"]["S"].startswith(("COUNT#", "APPLIED#")))
+    return max(item_size(item) for item in items if item["pk"]["S"].startswith(prefixes))
 
 
 if __name__ == "__main__":
