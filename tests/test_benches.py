@@ -21,7 +21,7 @@ TINY = {
     "run.py": (["--sizes", "100", "--no-plot"], "results.md"),
     "writes.py": ([], "writes.md"),
     "values.py": (["--size", "50", "--goals", "2"], "values.md"),
-    "imports.py": (["--rounds", "1", "--only", "get_conversion", "--local"], "cold_start.md"),
+    "imports.py": (["--rounds", "1", "--only", "get_conversion,count_conversions", "--local"], "cold_start.md"),
     "cost.py": (["--runs", "1", "--size", "100", "--no-memory"], "cost.md"),
     "one_second.py": (["--size", "50"], "one_second.md"),
     "local_server.py": (["--size", "20", "--gets", "2", "--clients", "4", "--no-wait"], "local_server.md"),
