@@ -154,11 +154,11 @@ def serve(args: argparse.Namespace) -> int:
         if args.events:
             _print_events(template)
         database = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
-        print(
-            f"DynamoDB: {database} (AWS_ENDPOINT_URL_DYNAMODB for goals-conversions import)",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"DynamoDB: {database} (AWS_ENDPOINT_URL_DYNAMODB for goals-conversions import)", file=sys.stderr)
+        queues = os.environ.get("AWS_ENDPOINT_URL_SQS")
+        if queues and queues != database:  # DynamoDB Local serves no SQS: the queues are elsewhere
+            print(f"Queues: {queues} (AWS_ENDPOINT_URL_SQS for goals-conversions replay-failures)", file=sys.stderr)
+        sys.stderr.flush()
         httpd.serve_forever()
     except KeyboardInterrupt:
         pass
