@@ -212,7 +212,8 @@ def use_fresh_database(module: Any) -> None:
     place; processes started later take the key from the environment."""
     key = fresh_access_key(os.environ.get("PYTEST_XDIST_WORKER", "tests"))
     os.environ["AWS_ACCESS_KEY_ID"] = key
-    boto3._get_default_session()._session.get_credentials().access_key = key
+    assert boto3.DEFAULT_SESSION is not None  # the clients made at import made it
+    boto3.DEFAULT_SESSION.get_credentials().access_key = key
     client = boto3.client("dynamodb")
     ensure_tables(TEMPLATE, client)
     own = getattr(module, "ENVIRONMENT", None)

@@ -31,7 +31,6 @@ from goals_conversions_local.runtime import Functions
 from goals_conversions_local.template import Template
 
 logger = logging.getLogger(__name__)
-MAXIMUM_ATTEMPTS = 5
 POLL_SECONDS = 0.1
 
 
@@ -230,8 +229,8 @@ class StreamPump:
         in two halves when the invocation raises; a record still failing after the template's
         MaximumRetryAttempts (as Lambda; giving up sooner would let a later change of the same
         conversion be applied before it) goes to `failures`."""
-        stream = self.spec.stream
-        maximum_attempts = 1 + stream.maximum_retries if stream is not None else MAXIMUM_ATTEMPTS
+        assert self.spec.stream is not None
+        maximum_attempts = 1 + self.spec.stream.maximum_retries
         while records:
             try:
                 response = self.invoke({"Records": records})

@@ -58,7 +58,7 @@ class StreamSource:
     table: str  # the table's logical id (its local name)
     batch_size: int
     patterns: list[dict[str, Any]]  # FilterCriteria patterns, parsed
-    maximum_retries: int = 5  # MaximumRetryAttempts: a record's attempts are 1 + these
+    maximum_retries: int  # MaximumRetryAttempts: a record's attempts are 1 + these
 
     def accepts(self, record: dict[str, Any]) -> bool:
         return not self.patterns or any(_matches(pattern, record) for pattern in self.patterns)
